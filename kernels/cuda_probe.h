@@ -1,0 +1,21 @@
+// cuda_probe.h: the smallest real CUDA code in vlmae (kernels/cuda_probe.cu). It proves that .cu
+// files compile, link into libvlmae.a and run, and tells tests whether a GPU is present.
+#ifndef VLMAE_CUDA_PROBE_H
+#define VLMAE_CUDA_PROBE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Number of CUDA devices; 0 when there is none or no driver (any CUDA error).
+int vlmae_cuda_device_count(void);
+
+// c = a + b for n floats (host arrays), computed by a kernel on the current device.
+// Returns 0 on success, -1 on a CUDA error (printed to stderr).
+int vlmae_cuda_probe_add(float *c, const float *a, const float *b, int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

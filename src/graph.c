@@ -1,0 +1,493 @@
+// graph.c: the activation arena, tensor construction and the autograd tape (see graph.h).
+#include "graph.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+
+// ---------------------------------------------------------------------------------------------
+// Arena
+
+#define ARENA_ALIGN 64
+
+void arena_plan_begin(Arena *a) {
+    memset(a, 0, sizeof(*a));
+    a->planning = 1;
+}
+
+void arena_plan_end(Arena *a) {
+    arena_reset(a);
+    free(a->chunks);
+    a->chunks = NULL;
+    a->cap_chunks = 0;
+    a->planning = 0;
+    // 1% + 1 MiB margin: the planning step takes the worst case of every data-dependent size.
+    a->cap = a->peak + a->peak / 100 + (1u << 20);
+    a->base = aligned_alloc(ARENA_ALIGN, (a->cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (!a->base) die("cannot allocate the activation arena (%zu MiB)", a->cap >> 20);
+    a->used = 0;
+}
+
+void *arena_alloc(Arena *a, size_t bytes) {
+    size_t sz = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (sz == 0) sz = ARENA_ALIGN;
+    if (a->planning) {
+        if (a->n_chunks == a->cap_chunks) {
+            a->cap_chunks = a->cap_chunks ? 2 * a->cap_chunks : 1024;
+            a->chunks = realloc(a->chunks, (size_t)a->cap_chunks * sizeof(void *));
+            if (!a->chunks) die("out of memory planning the arena");
+        }
+        void *p = aligned_alloc(ARENA_ALIGN, sz);
+        if (!p) die("out of memory planning the arena (%zu bytes)", sz);
+        a->chunks[a->n_chunks++] = p;
+        a->used += sz;
+        if (a->used > a->peak) a->peak = a->used;
+        return p;
+    }
+    if (a->used + sz > a->cap) {
+        die("activation arena exhausted (%zu of %zu bytes used, %zu more wanted): the planning "
+            "step did not cover this step's shapes",
+            a->used, a->cap, sz);
+    }
+    void *p = a->base + a->used;
+    a->used += sz;
+    if (a->used > a->peak) a->peak = a->used;
+    return p;
+}
+
+void *arena_calloc(Arena *a, size_t bytes) {
+    void *p = arena_alloc(a, bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+void arena_reset(Arena *a) {
+    if (a->planning) {
+        for (int i = 0; i < a->n_chunks; i++) free(a->chunks[i]);
+        a->n_chunks = 0;
+    }
+    a->used = 0;
+}
+
+void arena_free(Arena *a) {
+    arena_reset(a);
+    free(a->chunks);
+    free(a->base);
+    memset(a, 0, sizeof(*a));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tape
+
+typedef enum {
+    OP_LINEAR, OP_LAYERNORM, OP_GELU, OP_ADD, OP_ADD_BCAST, OP_DROPOUT, OP_ATTENTION, OP_XENT,
+    OP_L2NORM, OP_DIV_SCALAR, OP_MSE_ROWS, OP_L1, OP_GATHER_ROWS, OP_CONCAT_ROWS
+} OpKind;
+
+struct Node {
+    OpKind kind;
+    Tensor *out;
+    Tensor *in[3];
+    int i[16];
+    float f[2];
+    float *sa, *sb;        // saved float buffers (stats, probs, targets, masks)
+    const int32_t *ints;   // saved index list / labels
+    const uint8_t *keep;   // dropout keep-mask
+    Tensor **parts;        // concat inputs
+};
+
+void graph_init(Graph *g, const Ops *ops, Arena *arena, int cap_nodes) {
+    memset(g, 0, sizeof(*g));
+    g->ops = ops;
+    g->arena = arena;
+    g->cap_nodes = cap_nodes;
+    g->nodes = mallocCheck((size_t)cap_nodes * sizeof(Node));
+    g->grad_enabled = 1;
+    g->training = 1;
+    rng_seed(&g->rng, 1);
+}
+
+void graph_free(Graph *g) {
+    free(g->nodes);
+    g->nodes = NULL;
+}
+
+void graph_clear(Graph *g) { g->n_nodes = 0; }
+
+static Node *push(Graph *g, OpKind kind, Tensor *out) {
+    if (g->n_nodes == g->cap_nodes) die("autograd tape full (%d nodes)", g->cap_nodes);
+    Node *nd = &g->nodes[g->n_nodes++];
+    memset(nd, 0, sizeof(*nd));
+    nd->kind = kind;
+    nd->out = out;
+    return nd;
+}
+
+static int wants(Graph *g, Tensor *a, Tensor *b, Tensor *c) {
+    if (!g->grad_enabled) return 0;
+    return (a && a->grad) || (b && b->grad) || (c && c->grad);
+}
+
+Tensor *g_tensor(Graph *g, int ndim, const int *shape, int needs_grad) {
+    Tensor *t = arena_alloc(g->arena, sizeof(Tensor));
+    t->ndim = ndim;
+    t->n = 1;
+    for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
+    for (int i = 0; i < ndim; i++) t->n *= (size_t)shape[i];
+    t->data = arena_alloc(g->arena, t->n * sizeof(float));
+    t->grad = (needs_grad && g->grad_enabled) ? arena_calloc(g->arena, t->n * sizeof(float)) : NULL;
+    return t;
+}
+
+Tensor *g_tensor2(Graph *g, int d0, int d1, int needs_grad) {
+    int shape[2] = {d0, d1};
+    return g_tensor(g, 2, shape, needs_grad);
+}
+
+Tensor *g_const(Graph *g, const float *data, int d0, int d1) {
+    Tensor *t = g_tensor2(g, d0, d1, 0);
+    memcpy(t->data, data, t->n * sizeof(float));
+    return t;
+}
+
+Tensor *g_view(Graph *g, Tensor *t, size_t offset, int d0, int d1) {
+    if (offset + (size_t)d0 * d1 > t->n) die("view [%zu, +%d*%d) outside a tensor of %zu", offset, d0, d1, t->n);
+    Tensor *v = arena_alloc(g->arena, sizeof(Tensor));
+    memset(v, 0, sizeof(*v));
+    v->ndim = 2;
+    v->shape[0] = d0;
+    v->shape[1] = d1;
+    v->shape[2] = v->shape[3] = 1;
+    v->n = (size_t)d0 * d1;
+    v->data = t->data + offset;
+    v->grad = t->grad ? t->grad + offset : NULL;
+    return v;
+}
+
+int32_t *g_ints(Graph *g, const int32_t *src, int n) {
+    int32_t *p = arena_alloc(g->arena, (size_t)n * sizeof(int32_t));
+    memcpy(p, src, (size_t)n * sizeof(int32_t));
+    return p;
+}
+
+static int width(const Tensor *t) { return t->shape[t->ndim - 1]; }
+
+Tensor *g_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+    int K = w->shape[1], N = w->shape[0];
+    if (x->n % (size_t)K != 0) die("linear: input of %zu values is not rows of %d", x->n, K);
+    int M = (int)(x->n / (size_t)K);
+    int grad = wants(g, x, w, b);
+    Tensor *y = g_tensor2(g, M, N, grad);
+    g->ops->linear_fwd(y->data, x->data, w->data, b ? b->data : NULL, M, K, N);
+    if (grad) {
+        Node *nd = push(g, OP_LINEAR, y);
+        nd->in[0] = x, nd->in[1] = w, nd->in[2] = b;
+        nd->i[0] = M, nd->i[1] = K, nd->i[2] = N;
+    }
+    return y;
+}
+
+Tensor *g_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    int C = w->shape[w->ndim - 1];
+    int M = (int)(x->n / (size_t)C);
+    int grad = wants(g, x, w, b);
+    Tensor *y = g_tensor2(g, M, C, grad);
+    float *stats = arena_alloc(g->arena, 2 * (size_t)M * sizeof(float));
+    g->ops->layernorm_fwd(y->data, stats, stats + M, x->data, w->data, b->data, M, C, eps);
+    if (grad) {
+        Node *nd = push(g, OP_LAYERNORM, y);
+        nd->in[0] = x, nd->in[1] = w, nd->in[2] = b;
+        nd->i[0] = M, nd->i[1] = C;
+        nd->sa = stats;
+    }
+    return y;
+}
+
+static Tensor *like(Graph *g, Tensor *x, int grad) {
+    Tensor *y = g_tensor(g, x->ndim, x->shape, grad);
+    return y;
+}
+
+Tensor *g_gelu(Graph *g, Tensor *x) {
+    int grad = wants(g, x, NULL, NULL);
+    Tensor *y = like(g, x, grad);
+    g->ops->gelu_fwd(y->data, x->data, x->n);
+    if (grad) push(g, OP_GELU, y)->in[0] = x;
+    return y;
+}
+
+Tensor *g_add(Graph *g, Tensor *a, Tensor *b) {
+    if (a->n != b->n) die("add: %zu vs %zu values", a->n, b->n);
+    int grad = wants(g, a, b, NULL);
+    Tensor *y = like(g, a, grad);
+    g->ops->add_fwd(y->data, a->data, b->data, a->n);
+    if (grad) {
+        Node *nd = push(g, OP_ADD, y);
+        nd->in[0] = a, nd->in[1] = b;
+    }
+    return y;
+}
+
+Tensor *g_add_bcast(Graph *g, Tensor *a, Tensor *b) {
+    if (a->n % b->n != 0) die("add_bcast: %zu values are not rows of %zu", a->n, b->n);
+    int R = (int)(a->n / b->n);
+    int grad = wants(g, a, b, NULL);
+    Tensor *y = like(g, a, grad);
+    g->ops->add_bcast_fwd(y->data, a->data, b->data, R, b->n);
+    if (grad) {
+        Node *nd = push(g, OP_ADD_BCAST, y);
+        nd->in[0] = a, nd->in[1] = b;
+        nd->i[0] = R;
+    }
+    return y;
+}
+
+static uint8_t *draw_keep(Graph *g, size_t n, float p) {
+    uint8_t *keep = arena_alloc(g->arena, n);
+    for (size_t i = 0; i < n; i++) keep[i] = rng_uniform_f(&g->rng) >= p;
+    return keep;
+}
+
+Tensor *g_dropout(Graph *g, Tensor *x, float p) {
+    if (!g->training || p <= 0.0f) return x;
+    int grad = wants(g, x, NULL, NULL);
+    Tensor *y = like(g, x, grad);
+    uint8_t *keep = draw_keep(g, x->n, p);
+    g->ops->dropout_fwd(y->data, x->data, keep, p, x->n);
+    if (grad) {
+        Node *nd = push(g, OP_DROPOUT, y);
+        nd->in[0] = x;
+        nd->keep = keep;
+        nd->f[0] = p;
+    }
+    return y;
+}
+
+Tensor *g_attention(Graph *g, Tensor *q, int q_off, int ldq, Tensor *k, int k_off, int ldk,
+                    Tensor *v, int v_off, int ldv, const float *mask, int B, int Tq, int Tk, int C,
+                    int H, int causal, float p_drop) {
+    int grad = wants(g, q, k, v);
+    int shape[3] = {B, Tq, C};
+    Tensor *y = g_tensor(g, 3, shape, grad);
+    size_t np = (size_t)B * H * Tq * Tk;
+    float *probs = arena_alloc(g->arena, np * sizeof(float));
+    float p = (g->training && p_drop > 0.0f) ? p_drop : 0.0f;
+    uint8_t *keep = p > 0.0f ? draw_keep(g, np, p) : NULL;
+    const float *m = NULL;
+    if (mask) {
+        float *mc = arena_alloc(g->arena, (size_t)B * Tk * sizeof(float));
+        memcpy(mc, mask, (size_t)B * Tk * sizeof(float));
+        m = mc;
+    }
+    g->ops->attention_fwd(y->data, probs, q->data + q_off, ldq, k->data + k_off, ldk,
+                          v->data + v_off, ldv, m, keep, p, B, Tq, Tk, C, H, causal);
+    if (grad) {
+        Node *nd = push(g, OP_ATTENTION, y);
+        nd->in[0] = q, nd->in[1] = k, nd->in[2] = v;
+        int *i = nd->i;
+        i[0] = q_off, i[1] = ldq, i[2] = k_off, i[3] = ldk, i[4] = v_off, i[5] = ldv;
+        i[6] = B, i[7] = Tq, i[8] = Tk, i[9] = C, i[10] = H, i[11] = causal;
+        nd->sa = probs;
+        nd->keep = keep;
+        nd->f[0] = p;
+    }
+    return y;
+}
+
+static Tensor *scalar(Graph *g, int grad) {
+    int shape[1] = {1};
+    return g_tensor(g, 1, shape, grad);
+}
+
+Tensor *g_xent(Graph *g, Tensor *logits, const int32_t *labels, const float *soft, float alpha) {
+    int V = width(logits), M = (int)(logits->n / (size_t)V);
+    int grad = wants(g, logits, NULL, NULL);
+    Tensor *loss = scalar(g, grad);
+    float *probs = arena_alloc(g->arena, logits->n * sizeof(float));
+    const int32_t *lab = labels ? g_ints(g, labels, M) : NULL;
+    float *sc = NULL;
+    if (soft) {
+        sc = arena_alloc(g->arena, logits->n * sizeof(float));
+        memcpy(sc, soft, logits->n * sizeof(float));
+    }
+    loss->data[0] = M > 0 ? g->ops->xent_fwd(probs, logits->data, lab, sc, alpha, M, V) : 0.0f;
+    if (grad && M > 0) {
+        Node *nd = push(g, OP_XENT, loss);
+        nd->in[0] = logits;
+        nd->i[0] = M, nd->i[1] = V;
+        nd->sa = probs, nd->sb = sc, nd->ints = lab;
+        nd->f[0] = alpha;
+    }
+    return loss;
+}
+
+Tensor *g_l2norm(Graph *g, Tensor *x) {
+    int C = width(x), M = (int)(x->n / (size_t)C);
+    int grad = wants(g, x, NULL, NULL);
+    Tensor *y = like(g, x, grad);
+    float *norms = arena_alloc(g->arena, (size_t)M * sizeof(float));
+    g->ops->l2norm_fwd(y->data, norms, x->data, M, C);
+    if (grad) {
+        Node *nd = push(g, OP_L2NORM, y);
+        nd->in[0] = x;
+        nd->i[0] = M, nd->i[1] = C;
+        nd->sa = norms;
+    }
+    return y;
+}
+
+Tensor *g_div_scalar(Graph *g, Tensor *x, Tensor *s) {
+    int grad = wants(g, x, s, NULL);
+    Tensor *y = like(g, x, grad);
+    g->ops->div_scalar_fwd(y->data, x->data, s->data, x->n);
+    if (grad) {
+        Node *nd = push(g, OP_DIV_SCALAR, y);
+        nd->in[0] = x, nd->in[1] = s;
+    }
+    return y;
+}
+
+Tensor *g_mse_rows(Graph *g, Tensor *pred, const float *target, const float *w) {
+    int P = width(pred), R = (int)(pred->n / (size_t)P);
+    int grad = wants(g, pred, NULL, NULL);
+    Tensor *loss = scalar(g, grad);
+    loss->data[0] = g->ops->mse_rows_fwd(pred->data, target, w, R, P);
+    if (grad) {
+        Node *nd = push(g, OP_MSE_ROWS, loss);
+        nd->in[0] = pred;
+        nd->i[0] = R, nd->i[1] = P;
+        nd->sa = (float *)target, nd->sb = (float *)w;  // owned by the caller's arena data
+    }
+    return loss;
+}
+
+Tensor *g_l1(Graph *g, Tensor *a, const float *b) {
+    int grad = wants(g, a, NULL, NULL);
+    Tensor *loss = scalar(g, grad);
+    loss->data[0] = g->ops->l1_fwd(a->data, b, a->n);
+    if (grad) {
+        Node *nd = push(g, OP_L1, loss);
+        nd->in[0] = a;
+        nd->sa = (float *)b;
+    }
+    return loss;
+}
+
+Tensor *g_gather_rows(Graph *g, Tensor *x, int D, const int32_t *idx, int n) {
+    if (x->n % (size_t)D != 0) die("gather_rows: %zu values are not rows of %d", x->n, D);
+    int R = (int)(x->n / (size_t)D);
+    for (int i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= R) die("gather_rows: index %d outside %d rows", idx[i], R);
+    int grad = wants(g, x, NULL, NULL);
+    Tensor *y = g_tensor2(g, n, D, grad);
+    const int32_t *ic = g_ints(g, idx, n);
+    g->ops->gather_rows_fwd(y->data, x->data, ic, n, D);
+    if (grad) {
+        Node *nd = push(g, OP_GATHER_ROWS, y);
+        nd->in[0] = x;
+        nd->i[0] = n, nd->i[1] = D;
+        nd->ints = ic;
+    }
+    return y;
+}
+
+Tensor *g_concat_rows(Graph *g, Tensor **parts, int count, int D) {
+    size_t n = 0;
+    int grad = 0;
+    for (int i = 0; i < count; i++) {
+        if (parts[i]->n % (size_t)D != 0) die("concat_rows: part %d is not rows of %d", i, D);
+        n += parts[i]->n;
+        grad |= wants(g, parts[i], NULL, NULL);
+    }
+    Tensor *y = g_tensor2(g, (int)(n / (size_t)D), D, grad);
+    memset(y->data, 0, n * sizeof(float));
+    size_t off = 0;
+    for (int i = 0; i < count; i++) {
+        g->ops->acc(y->data + off, parts[i]->data, parts[i]->n);
+        off += parts[i]->n;
+    }
+    if (grad) {
+        Node *nd = push(g, OP_CONCAT_ROWS, y);
+        nd->parts = arena_alloc(g->arena, (size_t)count * sizeof(Tensor *));
+        memcpy(nd->parts, parts, (size_t)count * sizeof(Tensor *));
+        nd->i[0] = count;
+    }
+    return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward
+
+static float *gr(Tensor *t) { return t ? t->grad : NULL; }
+
+static void node_backward(Graph *g, Node *nd) {
+    const Ops *o = g->ops;
+    Tensor *y = nd->out, *a = nd->in[0], *b = nd->in[1], *c = nd->in[2];
+    float *dy = y->grad;
+    int *i = nd->i;
+    switch (nd->kind) {
+    case OP_LINEAR:
+        o->linear_bwd(gr(a), gr(b), gr(c), dy, a->data, b->data, i[0], i[1], i[2]);
+        break;
+    case OP_LAYERNORM:
+        o->layernorm_bwd(gr(a), gr(b), gr(c), dy, a->data, b->data, nd->sa, nd->sa + i[0], i[0], i[1]);
+        break;
+    case OP_GELU:
+        if (a->grad) o->gelu_bwd(a->grad, dy, a->data, a->n);
+        break;
+    case OP_ADD:
+        if (a->grad) o->acc(a->grad, dy, y->n);
+        if (b->grad) o->acc(b->grad, dy, y->n);
+        break;
+    case OP_ADD_BCAST:
+        if (a->grad) o->acc(a->grad, dy, y->n);
+        if (b->grad) o->sum_rows_acc(b->grad, dy, i[0], b->n);
+        break;
+    case OP_DROPOUT:
+        if (a->grad) o->dropout_bwd(a->grad, dy, nd->keep, nd->f[0], a->n);
+        break;
+    case OP_ATTENTION: {
+        float *scratch = arena_alloc(g->arena, 2 * (size_t)i[7] * i[8] * sizeof(float));
+        o->attention_bwd(a->grad ? a->grad + i[0] : NULL, b->grad ? b->grad + i[2] : NULL,
+                         c->grad ? c->grad + i[4] : NULL, dy, nd->sa, a->data + i[0], i[1],
+                         b->data + i[2], i[3], c->data + i[4], i[5], nd->keep, nd->f[0], i[6],
+                         i[7], i[8], i[9], i[10], scratch);
+        break;
+    }
+    case OP_XENT:
+        o->xent_bwd(a->grad, dy[0], nd->sa, nd->ints, nd->sb, nd->f[0], i[0], i[1]);
+        break;
+    case OP_L2NORM:
+        if (a->grad) o->l2norm_bwd(a->grad, dy, y->data, nd->sa, i[0], i[1]);
+        break;
+    case OP_DIV_SCALAR:
+        o->div_scalar_bwd(gr(a), gr(b), dy, a->data, b->data, a->n);
+        break;
+    case OP_MSE_ROWS:
+        o->mse_rows_bwd(a->grad, dy[0], a->data, nd->sa, nd->sb, i[0], i[1]);
+        break;
+    case OP_L1:
+        o->l1_bwd(a->grad, dy[0], a->data, nd->sa, a->n);
+        break;
+    case OP_GATHER_ROWS:
+        if (a->grad) o->gather_rows_bwd(a->grad, dy, nd->ints, i[0], i[1]);
+        break;
+    case OP_CONCAT_ROWS: {
+        size_t off = 0;
+        for (int k = 0; k < i[0]; k++) {
+            Tensor *p = nd->parts[k];
+            if (p->grad) o->acc(p->grad, dy + off, p->n);
+            off += p->n;
+        }
+        break;
+    }
+    }
+}
+
+void graph_backward(Graph *g) {
+    for (int k = g->n_nodes - 1; k >= 0; k--) {
+        Node *nd = &g->nodes[k];
+        if (nd->out->grad) node_backward(g, nd);
+    }
+}
