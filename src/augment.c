@@ -440,25 +440,27 @@ static void jit_hue(uint8_t *px, size_t npx, float f) {
         float cr = (float)(maxc - minc);
         float s = cr / (float)maxc;
         float rc = (float)(maxc - r) / cr, gc = (float)(maxc - g) / cr, bc = (float)(maxc - b) / cr;
+        // The float/double mix below is Pillow's (Convert.c rgb2hsv_row / hsv2rgb), kept so the
+        // 8-bit results agree with it exactly.
         float hh;
         if (r == maxc) hh = bc - gc;
-        else if (g == maxc) hh = 2.0f + rc - bc;
-        else hh = 4.0f + gc - rc;
-        hh = fmodf(hh / 6.0f + 1.0f, 1.0f);
-        int H = clip8i((int)(hh * 255.0f));
-        int S = clip8i((int)(s * 255.0f));
+        else if (g == maxc) hh = (float)(2.0 + rc - bc);
+        else hh = (float)(4.0 + gc - rc);
+        hh = (float)fmod(hh / 6.0 + 1.0, 1.0);
+        int H = clip8i((int)(hh * 255.0));
+        int S = clip8i((int)(s * 255.0));
         int V = maxc;
         H = (H + shift) & 255;
         if (S == 0) {
             q[0] = q[1] = q[2] = (uint8_t)V;
             continue;
         }
-        int i = (int)floorf((float)H * 6.0f / 255.0f);
-        float fr = (float)H * 6.0f / 255.0f - (float)i;
-        float fs = (float)S / 255.0f;
-        uint8_t up = (uint8_t)clip8i((int)roundf((float)V * (1.0f - fs)));
-        uint8_t uq = (uint8_t)clip8i((int)roundf((float)V * (1.0f - fs * fr)));
-        uint8_t ut = (uint8_t)clip8i((int)roundf((float)V * (1.0f - fs * (1.0f - fr))));
+        int i = (int)floor((float)H * 6.0 / 255.0);
+        float fr = (float)((float)H * 6.0 / 255.0 - (float)i);
+        float fs = (float)((float)S / 255.0);
+        uint8_t up = (uint8_t)clip8i((int)round((float)V * (1.0 - fs)));
+        uint8_t uq = (uint8_t)clip8i((int)round((float)V * (1.0 - fs * fr)));
+        uint8_t ut = (uint8_t)clip8i((int)round((float)V * (1.0 - fs * (1.0 - fr))));
         uint8_t v = (uint8_t)V;
         switch (i % 6) {
         case 0: q[0] = v; q[1] = ut; q[2] = up; break;

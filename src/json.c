@@ -19,16 +19,18 @@ typedef struct ArenaBlock {
 
 struct JsonDoc {
     ArenaBlock *blocks;   // newest first
+    size_t next_block;    // size of the next block (doubles up to ARENA_MAX_BLOCK)
     JsonValue root;
 };
 
-#define ARENA_MIN_BLOCK ((size_t)1 << 20)
+#define ARENA_MAX_BLOCK ((size_t)64 << 20)
 
 static void *arena_alloc(JsonDoc *d, size_t size) {
     size = (size + 7) & ~(size_t)7;
     ArenaBlock *b = d->blocks;
     if (!b || b->cap - b->used < size) {
-        size_t cap = size > ARENA_MIN_BLOCK ? size : ARENA_MIN_BLOCK;
+        size_t cap = size > d->next_block ? size : d->next_block;
+        if (d->next_block < ARENA_MAX_BLOCK) d->next_block *= 2;
         if (cap > SIZE_MAX - sizeof(ArenaBlock)) return NULL;
         b = malloc(sizeof(ArenaBlock) + cap);
         if (!b) return NULL;
@@ -78,7 +80,7 @@ typedef struct {
     size_t len, pos;
     JsonDoc *doc;
     Frame *frames;
-    int depth, max_depth;
+    int depth, max_depth, capframes;
     JsonMember *stack;  // children of all open containers
     size_t nstack, capstack;
     char *err;
@@ -371,6 +373,13 @@ static int close_frame(Parser *p, JsonValue *v) {
 static int push_frame(Parser *p, JsonType t) {
     if (p->depth >= p->max_depth)
         return fail_at(p, p->pos, "nesting deeper than %d levels", p->max_depth);
+    if (p->depth == p->capframes) {
+        int nc = p->capframes > p->max_depth / 2 ? p->max_depth : p->capframes * 2;
+        Frame *nf = realloc(p->frames, (size_t)nc * sizeof(Frame));
+        if (!nf) return fail_at(p, p->pos, "out of memory");
+        p->frames = nf;
+        p->capframes = nc;
+    }
     Frame *f = &p->frames[p->depth++];
     f->type = t;
     f->first = p->nstack;
@@ -488,13 +497,16 @@ JsonDoc *json_parse(const char *text, size_t len, int max_depth, char *err, size
     p.errlen = errlen;
     p.max_depth = max_depth > 0 ? max_depth : JSON_DEFAULT_MAX_DEPTH;
     p.doc = calloc(1, sizeof(JsonDoc));
-    p.frames = malloc((size_t)p.max_depth * sizeof(Frame));
+    p.frames = malloc((size_t)(p.max_depth < 64 ? p.max_depth : 64) * sizeof(Frame));
+    p.capframes = p.max_depth < 64 ? p.max_depth : 64;
     if (!p.doc || !p.frames) {
         free(p.doc);
         free(p.frames);
         if (err && errlen) snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    // First arena block about the size of the input (small documents stay cheap), then doubling.
+    p.doc->next_block = p.len < 1024 ? 1024 : p.len < ((size_t)1 << 20) ? p.len : (size_t)1 << 20;
     if (p.len >= 3 && memcmp(p.s, "\xEF\xBB\xBF", 3) == 0) p.pos = 3;  // UTF-8 BOM
     int ok = parse_document(&p);
     free(p.frames);

@@ -69,6 +69,7 @@ static const char *h5_last_error(char msg[256]) {
     msg[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk_cb, msg);
     H5Eclear2(H5E_DEFAULT);
+    if (!msg[0]) snprintf(msg, 256, "no detail from HDF5");
     return msg;
 }
 
@@ -576,12 +577,14 @@ static int read_keys(OpenCtx *c, hid_t gi, Shard *s) {
     hid_t ft = H5Dget_type(d);
     int var = H5Tis_variable_str(ft) > 0;
     size_t fsize = H5Tget_size(ft);
+    H5T_cset_t cset = H5Tget_cset(ft);
     H5Tclose(ft);
     Buf kb = {0};
     s->key_off = xmalloc_n((uint64_t)s->N, sizeof(uint64_t));
     if (!s->key_off) rc = -1;
     if (rc == 0 && s->N > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mt, cset);   // HDF5 does not convert between ASCII and UTF-8 string types
         if (var) {
             H5Tset_size(mt, H5T_VARIABLE);
             char **v = xmalloc_n((uint64_t)s->N, sizeof(char *));
@@ -832,14 +835,15 @@ Shard *shard_open_flags(const char *path, int flags, char *err, size_t errlen) {
     H5Pset_file_locking(fapl, 0, 1);
 #endif
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
     int rc = 0;
     if (f < 0) {
+        // (read the error stack now: the next HDF5 call clears it)
         set_err(err, errlen,
                 "%s: cannot open as HDF5 (%lld bytes; truncated, still being written, or not a "
                 "shard?): %s", path, (long long)st.st_size, h5_last_error(c.h5msg));
         rc = -1;
     }
+    H5Pclose(fapl);
     if (rc == 0) rc = read_attrs(&c, f, s);
     if (rc == 0) rc = open_tables(&c, f, s, flags);
     if (f >= 0 && H5Fclose(f) < 0 && rc == 0) {

@@ -1,0 +1,27 @@
+// synth.h: the synthetic vision-language dataset (`vlmae synth`): coloured shapes on plain
+// backgrounds with captions, region boxes and downstream-task annotations that truly describe
+// the images, written as the JSON + JPEG files users have for the real datasets (ALBEF formats).
+// Deterministic from the seed. The world and the files are documented in data/SYNTH.md.
+#ifndef VLMAE_SYNTH_H
+#define VLMAE_SYNTH_H
+
+#include <stdint.h>
+
+// `vlmae synth --out DIR [--seed N] [--images N] [--size PX] [--quality Q]`; --help prints usage.
+// Returns the process exit status (0 ok, 1 error, 2 usage error).
+int synth_main(int argc, char **argv);
+
+typedef struct {
+    const char *out_dir;
+    uint64_t seed;   // default 0
+    int images;      // default 1000
+    int size;        // image side in pixels, default 96
+    int quality;     // JPEG quality, default 90
+    int quiet;       // 1: no summary line on stdout
+} SynthOptions;
+
+void synth_defaults(SynthOptions *o);
+// Generate the dataset; returns 0, or -1 with a message on stderr.
+int synth_generate(const SynthOptions *o);
+
+#endif
