@@ -6,7 +6,7 @@
 #   Precious:  NVCC, NVCCFLAGS, NVCC_ARCH, NVCC_CCBIN.
 #   Substs:    NVCC, NVCCFLAGS, NVCC_ARCH, NVCC_CCBIN_FLAGS, CUDA_HOME, CUDA_VERSION, CUDA_LIBDIR,
 #              CUDA_CPPFLAGS, CUDA_LDFLAGS, CUDA_LIBS.
-#   Defines:   VLMAE_HAVE_CUDA to 1 or 0 in config.h (test it with #if, not #ifdef).
+#   Defines:   VLMAE_HAVE_CUDA to 1 or 0 in build_config.h (test it with #if, not #ifdef).
 #   Automake:  AM_CONDITIONAL HAVE_CUDA.
 #   Shell:     vlmae_have_cuda=yes|no, vlmae_cuda_summary (one line for the configure summary).
 #

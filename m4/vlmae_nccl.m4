@@ -6,7 +6,7 @@
 #              $CUDA_HOME/lib, /usr/lib/<multiarch>; nccl.h in DIR/include, $CUDA_HOME/include,
 #              /usr/include, /usr/local/include.
 #   Substs:    NCCL_CPPFLAGS, NCCL_LDFLAGS, NCCL_LIBS, NCCL_VERSION.
-#   Defines:   VLMAE_HAVE_NCCL to 1 or 0 in config.h (test it with #if, not #ifdef).
+#   Defines:   VLMAE_HAVE_NCCL to 1 or 0 in build_config.h (test it with #if, not #ifdef).
 #   Automake:  AM_CONDITIONAL HAVE_NCCL.
 #   Shell:     vlmae_have_nccl=yes|no, vlmae_nccl_summary.
 #

@@ -165,7 +165,7 @@ void augment_box_crop(const float in[4], int W, int H, int j, int i, int cw, int
 
 // Box (normalised, in an S x S image) through a forward pixel map in cv2's convention (pixel
 // centres at integer coordinates): bounding box of the mapped corners, clipped to the image.
-static void box_affine(float b[4], const double m[6], int S) {
+void augment_box_affine(float b[4], const double m[6], int S) {
     if (!box_valid(b)) return;
     double ex[2] = {(double)b[0] * S, ((double)b[0] + b[2]) * S};
     double ey[2] = {(double)b[1] * S, ((double)b[1] + b[3]) * S};
@@ -607,7 +607,7 @@ void augment_train_ws(const Image *in, const float box_in[4], int size, const Au
             uint8_t *t = cur;
             cur = other;
             other = t;
-            if (ops[k] >= RA_SHEARX && o->box_follow_randaug) box_affine(box, fwd, size);
+            if (ops[k] >= RA_SHEARX && o->box_follow_randaug) augment_box_affine(box, fwd, size);
         }
     }
 

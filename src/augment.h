@@ -97,6 +97,9 @@ void augment_crop_params(int H, int W, const AugmentOptions *o, Rng *rng, int *i
 // Box through a crop of a W x H image at (j, i) of size cw x ch; NaN box when disjoint.
 void augment_box_crop(const float in[4], int W, int H, int j, int i, int cw, int ch,
                       float out[4]);
+// Box (normalised, in a size x size image) through a forward 2x3 pixel map (cv2 convention, as
+// augment_randaug_op reports): bounding box of the mapped corners, clipped; NaN when outside.
+void augment_box_affine(float box[4], const double fwd[6], int size);
 // 8-bit HWC RGB to normalised float CHW.
 void augment_normalize(const uint8_t *hwc, int h, int w, float *chw);
 

@@ -1,6 +1,6 @@
 // main.c: placeholder entry point so the build links; the real CLI (pack, pretrain, finetune,
 // demo, bench) replaces this file.
-#include "config.h"
+#include "build_config.h"  // configure results (VLMAE_HAVE_*)
 
 #include <stdio.h>
 #include <string.h>

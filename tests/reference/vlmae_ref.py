@@ -63,6 +63,8 @@ def load_config(src):
     cfg = {}
     for k in _INT_KEYS:
         v = raw[k]
+        if isinstance(v, bool) and k == "norm_pix_loss":
+            v = int(v)
         if isinstance(v, bool) or float(v) != int(v):
             raise ConfigError("config %s = %r is not an integer" % (k, v))
         cfg[k] = int(v)

@@ -1,0 +1,139 @@
+// dist.c: MPI collectives for data-parallel training (see dist.h).
+#include "dist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "build_config.h"  // configure results (VLMAE_HAVE_*)
+
+#if VLMAE_HAVE_MPI
+#include <mpi.h>
+
+#define mpiCheck(call)                                                                  \
+    do {                                                                                \
+        int rc_ = (call);                                                               \
+        if (rc_ != MPI_SUCCESS) {                                                       \
+            char msg_[MPI_MAX_ERROR_STRING];                                            \
+            int len_ = 0;                                                               \
+            MPI_Error_string(rc_, msg_, &len_);                                         \
+            fprintf(stderr, "vlmae: %s:%d: MPI error: %s\n", __FILE__, __LINE__, msg_); \
+            MPI_Abort(MPI_COMM_WORLD, 1);                                               \
+        }                                                                               \
+    } while (0)
+#endif
+
+#if VLMAE_HAVE_MPI
+// Local rank from the launcher's environment (Slurm, Open MPI), else from a shared-memory split.
+static int env_int(const char *name, int fallback) {
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : fallback;
+}
+#endif
+
+void dist_init(Dist *d, int *argc, char ***argv) {
+    memset(d, 0, sizeof(*d));
+    d->world = 1, d->local_world = 1;
+#if VLMAE_HAVE_MPI
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        int provided;
+        mpiCheck(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+        d->initialized_mpi = 1;
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));
+    mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &d->world));
+    MPI_Comm node;
+    mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node));
+    int lr, lw;
+    MPI_Comm_rank(node, &lr);
+    MPI_Comm_size(node, &lw);
+    MPI_Comm_free(&node);
+    d->local_rank = env_int("SLURM_LOCALID", env_int("OMPI_COMM_WORLD_LOCAL_RANK", lr));
+    d->local_world = lw;
+#else
+    (void)argc, (void)argv;
+#endif
+}
+
+void dist_finalize(Dist *d) {
+#if VLMAE_HAVE_MPI
+    if (d->initialized_mpi) MPI_Finalize();
+#endif
+    d->initialized_mpi = 0;
+}
+
+void dist_allreduce_mean(const Dist *d, float *x, size_t n) {
+    if (d->world == 1) return;
+#if VLMAE_HAVE_MPI
+    // MPI counts are int: reduce in chunks.
+    const size_t chunk = (size_t)1 << 30;
+    for (size_t off = 0; off < n; off += chunk) {
+        int cnt = (int)(n - off < chunk ? n - off : chunk);
+        mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    }
+    float inv = 1.0f / (float)d->world;
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+#else
+    (void)x, (void)n;
+#endif
+}
+
+void dist_allgather(const Dist *d, const float *send, float *recv, size_t n) {
+    if (d->world == 1) {
+        memmove(recv, send, n * sizeof(float));
+        return;
+    }
+#if VLMAE_HAVE_MPI
+    mpiCheck(MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, MPI_COMM_WORLD));
+#endif
+}
+
+int dist_any(const Dist *d, int flag) {
+    if (d->world == 1) return flag != 0;
+#if VLMAE_HAVE_MPI
+    int in = flag != 0, out = 0;
+    mpiCheck(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD));
+    return out;
+#else
+    return flag != 0;
+#endif
+}
+
+double dist_sum(const Dist *d, double x) {
+    if (d->world == 1) return x;
+#if VLMAE_HAVE_MPI
+    double out = 0.0;
+    mpiCheck(MPI_Allreduce(&x, &out, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    return out;
+#else
+    return x;
+#endif
+}
+
+void dist_bcast_bytes(const Dist *d, void *buf, size_t n, int root) {
+    if (d->world == 1) return;
+#if VLMAE_HAVE_MPI
+    mpiCheck(MPI_Bcast(buf, (int)n, MPI_BYTE, root, MPI_COMM_WORLD));
+#else
+    (void)buf, (void)n, (void)root;
+#endif
+}
+
+void dist_barrier(const Dist *d) {
+    if (d->world == 1) return;
+#if VLMAE_HAVE_MPI
+    mpiCheck(MPI_Barrier(MPI_COMM_WORLD));
+#endif
+}
+
+void dist_abort(const Dist *d, int code) {
+#if VLMAE_HAVE_MPI
+    if (d->world > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    (void)d;
+    exit(code);
+}

@@ -1,0 +1,93 @@
+// trainer.c: one data-parallel optimizer step of pre-training (see trainer.h).
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+void trainer_init(Trainer *t, Model *m, const Dist *d, const TrainerOptions *o, const Batch *shape) {
+    memset(t, 0, sizeof(*t));
+    t->m = m, t->dist = d, t->opt = *o;
+    int Q = m->cfg.queue_size, n = shape->B * d->world;
+    if (Q % n != 0) {
+        die("queue_size %d is not a multiple of batch_size x world = %d x %d = %d (try queue_size %d)",
+            Q, shape->B, d->world, n, (Q / n + 1) * n);
+    }
+    step_create(&t->step, m, shape);
+    adamw_init(&t->adam, &m->params, o->beta1, o->beta2, o->eps, o->weight_decay);
+    size_t g = (size_t)n * m->cfg.embed_dim;
+    t->gather_img = mallocCheck(g * sizeof(float));
+    t->gather_txt = mallocCheck(g * sizeof(float));
+}
+
+void trainer_free(Trainer *t) {
+    step_free(&t->step);
+    adamw_free(&t->adam);
+    free(t->gather_img), free(t->gather_txt);
+    memset(t, 0, sizeof(*t));
+}
+
+static int all_finite(const float *x, size_t n) {
+    int ok = 1;
+#pragma omp parallel for reduction(&& : ok)
+    for (size_t i = 0; i < n; i++) ok = ok && isfinite(x[i]);
+    return ok;
+}
+
+// Names the first non-finite value of this rank (loss or parameter gradient) into what.
+static int check_finite(Trainer *t, const Losses *l, char *what, size_t n) {
+    const float v[5] = {l->itc, l->itm, l->mlm, l->rmim, l->ifr};
+    const char *names[5] = {"itc", "itm", "mlm", "rmim", "ifr"};
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(v[i])) return snprintf(what, n, "loss %s = %g", names[i], v[i]), 0;
+    const ParamSet *ps = &t->m->params;
+    if (all_finite(ps->grad, ps->total) && all_finite(t->step.img_m, (size_t)t->step.B * t->m->cfg.embed_dim) &&
+        all_finite(t->step.txt_m, (size_t)t->step.B * t->m->cfg.embed_dim))
+        return 1;
+    for (int i = 0; i < ps->count; i++)
+        if (!all_finite(ps->grad + ps->p[i].offset, ps->p[i].n))
+            return snprintf(what, n, "gradient of %s", ps->p[i].name), 0;
+    return snprintf(what, n, "momentum features"), 0;
+}
+
+int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
+    Model *m = t->m;
+    const Dist *d = t->dist;
+    int64_t s = t->step_count;
+    float alpha = t->opt.alpha;
+    if (t->opt.alpha_ramp_steps > 0 && s < t->opt.alpha_ramp_steps)
+        alpha *= (float)s / (float)t->opt.alpha_ramp_steps;  // ALBEF: alpha * min(1, i / len(loader))
+    t->last_alpha = alpha;
+
+    model_clamp_temp(m);
+    model_momentum_update(m, m->cfg.momentum);
+    params_zero_grad(&m->params);
+    Rng rng;  // this step's random choices: a pure function of (seed, rank, step) => exact resume
+    rng_seed_stream(&rng, t->opt.seed, (uint64_t)d->rank, (uint64_t)s);
+    pretrain_step(&t->step, m, batch, alpha, &rng, NULL, out);
+    dist_allreduce_mean(d, m->params.grad, m->params.total);
+
+    // Losses are per rank; the guard looks at the averaged gradients and every rank's losses.
+    t->nonfinite_what[0] = 0;
+    int bad = !check_finite(t, out, t->nonfinite_what, sizeof(t->nonfinite_what));
+    if (dist_any(d, bad)) {
+        if (!bad) snprintf(t->nonfinite_what, sizeof(t->nonfinite_what), "a value on another rank");
+        if (t->opt.nonfinite == NONFINITE_STOP) return -1;
+        t->skipped++;
+        t->step_count++;  // the schedule moves on; parameters, queue and AdamW state do not
+        return 1;
+    }
+
+    // Queue: this step's momentum features of every rank, in rank order.
+    size_t n = (size_t)t->step.B * m->cfg.embed_dim;
+    dist_allgather(d, t->step.img_m, t->gather_img, n);
+    dist_allgather(d, t->step.txt_m, t->gather_txt, n);
+    model_enqueue(m, t->gather_img, t->gather_txt, t->step.B * d->world);
+
+    t->last_lr = lr_at(&t->opt.lr, s);
+    adamw_step(&t->adam, &m->params, t->last_lr);
+    t->step_count++;
+    return 0;
+}
