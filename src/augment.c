@@ -69,9 +69,9 @@ static void work_reserve(AugmentWork *w, int size) {
         free(w->f);
         w->a = mallocCheck(n);
         w->b = mallocCheck(n);
-        w->f = mallocCheck(n * sizeof(float));
+        w->f = mallocCheck((n + 3 * ((size_t)size + 64)) * sizeof(float)); // blur: image + one row
         w->cap_ab = n;
-        w->cap_f = n;
+        w->cap_f = n + 3 * ((size_t)size + 64);
     }
     w->size = size;
 }
@@ -281,27 +281,38 @@ static inline int reflect101(int i, int n) {
     return i;
 }
 
-// Blend towards a 3x3 smoothing ([1 1 1; 1 5 1; 1 1 1] / 13), border pixels unchanged (ALBEF).
+// Blend towards a 3x3 smoothing ([1 1 1; 1 5 1; 1 1 1] / 13), border pixels unchanged (ALBEF;
+// with factor 0 the border takes cv2.filter2D's reflect-101 smoothing too).
+static inline uint8_t sharp_px(int s13, int v, float factor) {
+    float deg = rintf((float)s13 / 13.0f);
+    float o = deg + factor * ((float)v - deg);
+    o = o < 0 ? 0 : o > 255 ? 255 : o;
+    return (uint8_t)o;
+}
+
 static void op_sharpness(const uint8_t *src, uint8_t *dst, int h, int w, float factor) {
     const size_t stride = (size_t)w * 3;
+    memcpy(dst, src, (size_t)h * stride);
+    for (int y = 1; y < h - 1; y++) {
+        const uint8_t *a = src + (size_t)(y - 1) * stride, *b = a + stride, *c = b + stride;
+        uint8_t *o = dst + (size_t)y * stride;
+        for (size_t i = 3; i + 3 < stride; i++) {
+            int s = a[i - 3] + a[i] + a[i + 3] + b[i - 3] + 5 * b[i] + b[i + 3] + c[i - 3] + c[i] + c[i + 3];
+            o[i] = sharp_px(s, b[i], factor);
+        }
+    }
+    if (factor != 0.0f) return;
     for (int y = 0; y < h; y++) {
         for (int x = 0; x < w; x++) {
-            int border = (y == 0 || x == 0 || y == h - 1 || x == w - 1);
-            for (int c = 0; c < 3; c++) {
-                size_t at = (size_t)y * stride + (size_t)x * 3 + c;
-                if (border && factor != 0.0f) {
-                    dst[at] = src[at];
-                    continue;
-                }
+            if (!(y == 0 || x == 0 || y == h - 1 || x == w - 1)) continue;
+            for (int ch = 0; ch < 3; ch++) {
+                size_t at = (size_t)y * stride + (size_t)x * 3 + ch;
                 int s = 4 * src[at];
                 for (int dy = -1; dy <= 1; dy++)
                     for (int dx = -1; dx <= 1; dx++)
                         s += src[(size_t)reflect101(y + dy, h) * stride +
-                                 (size_t)reflect101(x + dx, w) * 3 + c];
-                float deg = rintf((float)s / 13.0f);
-                float v = deg + factor * ((float)src[at] - deg);
-                v = v < 0 ? 0 : v > 255 ? 255 : v;
-                dst[at] = (uint8_t)v;
+                                 (size_t)reflect101(x + dx, w) * 3 + ch];
+                dst[at] = sharp_px(s, src[at], factor);
             }
         }
     }
@@ -432,6 +443,16 @@ static inline int clip8i(int v) { return v < 0 ? 0 : v > 255 ? 255 : v; }
 // wrap-around, back to RGB.
 static void jit_hue(uint8_t *px, size_t npx, float f) {
     uint8_t shift = (uint8_t)((int)(f * 255.0f) & 255);
+    // The float/double mix below is Pillow's (Convert.c rgb2hsv_row / hsv2rgb), kept so the 8-bit
+    // results agree with it exactly; what depends on H or S alone is tabulated per call.
+    int sector[256];
+    float frac[256], fsat[256];
+    for (int H = 0; H < 256; H++) {
+        int i = (int)floor((float)H * 6.0 / 255.0);
+        frac[H] = (float)((float)H * 6.0 / 255.0 - (float)i);
+        sector[H] = i % 6;
+        fsat[H] = (float)((float)H / 255.0);
+    }
     for (size_t p = 0; p < npx; p++) {
         uint8_t *q = px + 3 * p;
         int r = q[0], g = q[1], b = q[2];
@@ -439,14 +460,16 @@ static void jit_hue(uint8_t *px, size_t npx, float f) {
         if (maxc == minc) continue; // s = 0: hue has no effect
         float cr = (float)(maxc - minc);
         float s = cr / (float)maxc;
-        float rc = (float)(maxc - r) / cr, gc = (float)(maxc - g) / cr, bc = (float)(maxc - b) / cr;
-        // The float/double mix below is Pillow's (Convert.c rgb2hsv_row / hsv2rgb), kept so the
-        // 8-bit results agree with it exactly.
         float hh;
-        if (r == maxc) hh = bc - gc;
-        else if (g == maxc) hh = (float)(2.0 + rc - bc);
-        else hh = (float)(4.0 + gc - rc);
-        hh = (float)fmod(hh / 6.0 + 1.0, 1.0);
+        if (r == maxc) {
+            hh = (float)(maxc - b) / cr - (float)(maxc - g) / cr;
+        } else if (g == maxc) {
+            hh = (float)(2.0 + (float)(maxc - r) / cr - (float)(maxc - b) / cr);
+        } else {
+            hh = (float)(4.0 + (float)(maxc - g) / cr - (float)(maxc - r) / cr);
+        }
+        double h6 = hh / 6.0 + 1.0; // in [5/6, 2): fmod(h6, 1) is this subtraction, exactly
+        hh = (float)(h6 >= 1.0 ? h6 - 1.0 : h6);
         int H = clip8i((int)(hh * 255.0));
         int S = clip8i((int)(s * 255.0));
         int V = maxc;
@@ -455,14 +478,13 @@ static void jit_hue(uint8_t *px, size_t npx, float f) {
             q[0] = q[1] = q[2] = (uint8_t)V;
             continue;
         }
-        int i = (int)floor((float)H * 6.0 / 255.0);
-        float fr = (float)((float)H * 6.0 / 255.0 - (float)i);
-        float fs = (float)((float)S / 255.0);
-        uint8_t up = (uint8_t)clip8i((int)round((float)V * (1.0 - fs)));
-        uint8_t uq = (uint8_t)clip8i((int)round((float)V * (1.0 - fs * fr)));
-        uint8_t ut = (uint8_t)clip8i((int)round((float)V * (1.0 - fs * (1.0 - fr))));
+        float fr = frac[H], fs = fsat[S];
+        // round() of a non-negative value: + 0.5 and truncate.
+        uint8_t up = (uint8_t)clip8i((int)((float)V * (1.0 - fs) + 0.5));
+        uint8_t uq = (uint8_t)clip8i((int)((float)V * (1.0 - fs * fr) + 0.5));
+        uint8_t ut = (uint8_t)clip8i((int)((float)V * (1.0 - fs * (1.0 - fr)) + 0.5));
         uint8_t v = (uint8_t)V;
-        switch (i % 6) {
+        switch (sector[H]) {
         case 0: q[0] = v; q[1] = ut; q[2] = up; break;
         case 1: q[0] = uq; q[1] = v; q[2] = up; break;
         case 2: q[0] = up; q[1] = v; q[2] = ut; break;
@@ -480,15 +502,14 @@ static void to_grayscale(uint8_t *px, size_t npx) {
     }
 }
 
-// Separable Gaussian blur, radius ceil(3 sigma) (capped below the image size), reflect padding,
-// float accumulation, rounded back to 8 bits.
-static void gaussian_blur(uint8_t *px, int h, int w, float sigma, float *tmp) {
+// Separable Gaussian blur, radius ceil(3 sigma) (capped below the image size and at 31), reflect
+// padding, float accumulation, rounded back to 8 bits. tmp: h*w*3 floats, then row: 3*(w+64).
+static void gaussian_blur(uint8_t *px, int h, int w, float sigma, float *tmp, float *row) {
     int r = (int)ceilf(3.0f * sigma);
-    if (r < 1) r = 1;
     if (r > MIN(h, w) - 1) r = MIN(h, w) - 1;
+    if (r > 31) r = 31;
     if (r < 1) return;
     float k[64];
-    if (r > 31) r = 31;
     float sum = 0;
     for (int t = -r; t <= r; t++) {
         float x = (float)t / sigma;
@@ -497,29 +518,32 @@ static void gaussian_blur(uint8_t *px, int h, int w, float sigma, float *tmp) {
     }
     for (int t = 0; t <= 2 * r; t++) k[t] /= sum;
     const size_t stride = (size_t)w * 3;
+    // Horizontal: a reflect-padded copy of each row, then a straight convolution.
+    const int pw = w + 2 * r;
     for (int y = 0; y < h; y++) {
-        const uint8_t *row = px + (size_t)y * stride;
-        float *o = tmp + (size_t)y * stride;
-        for (int x = 0; x < w; x++) {
-            float a0 = 0, a1 = 0, a2 = 0;
-            for (int t = -r; t <= r; t++) {
-                const uint8_t *p = row + (size_t)reflect101(x + t, w) * 3;
-                a0 += k[t + r] * p[0];
-                a1 += k[t + r] * p[1];
-                a2 += k[t + r] * p[2];
-            }
-            o[3 * x] = a0;
-            o[3 * x + 1] = a1;
-            o[3 * x + 2] = a2;
+        const uint8_t *in = px + (size_t)y * stride;
+        for (int x = 0; x < pw; x++) {
+            const uint8_t *p = in + (size_t)reflect101(x - r, w) * 3;
+            row[3 * x] = p[0], row[3 * x + 1] = p[1], row[3 * x + 2] = p[2];
         }
-    }
-    for (int y = 0; y < h; y++) {
-        uint8_t *o = px + (size_t)y * stride;
+        float *o = tmp + (size_t)y * stride;
         for (size_t i = 0; i < stride; i++) {
             float a = 0;
-            for (int t = -r; t <= r; t++) a += k[t + r] * tmp[(size_t)reflect101(y + t, h) * stride + i];
-            o[i] = (uint8_t)clip8i((int)rintf(a));
+            for (int t = 0; t <= 2 * r; t++) a += k[t] * row[i + 3 * (size_t)t];
+            o[i] = a;
         }
+    }
+    // Vertical: accumulate whole rows (reflected row indices).
+    for (int y = 0; y < h; y++) {
+        float *acc = row; // reused: stride <= 3 * (w + 64)
+        for (size_t i = 0; i < stride; i++) acc[i] = 0;
+        for (int t = -r; t <= r; t++) {
+            const float *in = tmp + (size_t)reflect101(y + t, h) * stride;
+            const float kt = k[t + r];
+            for (size_t i = 0; i < stride; i++) acc[i] += kt * in[i];
+        }
+        uint8_t *o = px + (size_t)y * stride;
+        for (size_t i = 0; i < stride; i++) o[i] = (uint8_t)clip8i((int)lrintf(acc[i]));
     }
 }
 
@@ -635,7 +659,7 @@ void augment_train_ws(const Image *in, const float box_in[4], int size, const Au
     // 6. Gaussian blur.
     if (o->blur && rng_uniform(rng) < o->blur_p) {
         float sigma = (float)rng_range(rng, o->blur_sigma_min, o->blur_sigma_max);
-        if (sigma > 0) gaussian_blur(cur, size, size, sigma, ws->f);
+        if (sigma > 0) gaussian_blur(cur, size, size, sigma, ws->f, ws->f + npx * 3);
     }
 
     ws->img = cur;

@@ -1,29 +1,44 @@
-// main.c: placeholder entry point so the build links; the real CLI (pack, pretrain, finetune,
-// demo, bench) replaces this file.
-#include "build_config.h"  // configure results (VLMAE_HAVE_*)
-
+// main.c: the vlmae command line — one subcommand per job a user runs; each lives in its own file.
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
+#include "build_config.h"  // configure results (VLMAE_HAVE_*)
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} Command;
+
+static const Command commands[] = {
+    {"bench", bench_main, "step time, samples/s, MACs and MFU per objective (albef, vlmae)"},
+};
+
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: vlmae COMMAND [OPTIONS]\n"
-            "commands:\n"
-            "  pack       pack a dataset (JSON + JPEG) into HDF5 shards\n"
-            "  pretrain   VLMAE pre-training (-c CONFIG.yaml)\n"
-            "  finetune   fine-tune and evaluate a downstream task\n"
-            "  demo       the whole pipeline on synthetic data with a tiny model (CPU)\n"
-            "  bench      step time / MACs / MFU per objective\n"
-            "build: %s, MPI %s, CUDA %s, NCCL %s\n",
-            PACKAGE_STRING, VLMAE_HAVE_MPI ? "yes" : "no", VLMAE_HAVE_CUDA ? "yes" : "no",
-            VLMAE_HAVE_NCCL ? "yes" : "no");
+    fprintf(f, "usage: vlmae COMMAND [OPTIONS]    (vlmae COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n%s; MPI %s, CUDA %s, NCCL %s\n", PACKAGE_STRING, VLMAE_HAVE_MPI ? "yes" : "no",
+            VLMAE_HAVE_CUDA ? "yes" : "no", VLMAE_HAVE_NCCL ? "yes" : "no");
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "--version")) {
+        printf("%s\n", PACKAGE_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vlmae: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
 }

@@ -1,0 +1,1239 @@
+// config.c: the run configuration from YAML (libyaml's document API), --set overrides, validation
+// and the YAML dump (see config.h).
+//
+// Every scalar key is one row of a table (path, type, offset into RunConfig, range); parsing,
+// range checks, the dump and config_diff all walk that table, so a new key is one new row (plus
+// its default in config_defaults and its line in configs/pretrain_4m.yaml).
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "common.h"
+
+// ---------------------------------------------------------------------------------------------
+// The key table
+
+typedef enum {
+    T_SECTION,   // a mapping of further keys
+    T_INT,       // int
+    T_I64,       // int64_t
+    T_U64,       // uint64_t
+    T_FLOAT,     // float
+    T_BOOL,      // int 0/1
+    T_STR,       // char[size], taken verbatim
+    T_PATH,      // char[size], ${VAR} expanded
+    T_ENUM,      // an enum stored as int (names in enums)
+    T_PRESET,    // model.preset: resets the architecture fields
+    T_DATASETS,  // data.datasets
+} Type;
+
+enum { R_MIN = 1, R_MIN_EXCL = 2, R_MAX = 4, R_MAX_EXCL = 8 };
+
+typedef struct {
+    const char *name;
+    int value;
+} EnumName;
+
+typedef struct {
+    const char *key;
+    Type type;
+    size_t off, size;
+    int range;
+    double lo, hi;
+    const EnumName *enums;
+} Field;
+
+_Static_assert(sizeof(Objective) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(RuntimeDevice) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(Precision) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(ModelPreset) == sizeof(int), "enums are stored as int");
+
+// Add new objectives (tcl) here and in model.h.
+static const EnumName OBJECTIVES[] = {{"vlmae", OBJ_VLMAE}, {"albef", OBJ_ALBEF}, {NULL, 0}};
+static const EnumName PRESETS[] = {{"base", PRESET_BASE}, {"tiny", PRESET_TINY}, {NULL, 0}};
+static const EnumName NONFINITE[] = {{"stop", 0}, {"skip", 1}, {NULL, 0}};
+static const EnumName DEVICES[] = {{"cpu", DEVICE_CPU}, {"cuda", DEVICE_CUDA}, {NULL, 0}};
+static const EnumName PRECISIONS[] = {{"fp32", PRECISION_FP32}, {"bf16", PRECISION_BF16}, {NULL, 0}};
+
+#define OFF(member) offsetof(RunConfig, member)
+#define SZ(member) sizeof(((RunConfig *)0)->member)
+#define SECTION(k) {k, T_SECTION, 0, 0, 0, 0, 0, NULL}
+#define F(k, type, member, range, lo, hi) {k, type, OFF(member), SZ(member), range, lo, hi, NULL}
+#define INT_GE(k, member, lo) F(k, T_INT, member, R_MIN, lo, 0)
+#define FLT(k, member, range, lo, hi) F(k, T_FLOAT, member, range, lo, hi)
+#define BOOL(k, member) F(k, T_BOOL, member, 0, 0, 0)
+#define PATH(k, member) F(k, T_PATH, member, 0, 0, 0)
+#define ENUM(k, member, names) {k, T_ENUM, OFF(member), SZ(member), 0, 0, 0, names}
+
+static const Field FIELDS[] = {
+    SECTION("model"),
+    {"model.preset", T_PRESET, OFF(preset), SZ(preset), 0, 0, 0, PRESETS},
+    ENUM("model.objective", model.objective, OBJECTIVES),
+    INT_GE("model.image_size", model.image_size, 1),
+    INT_GE("model.patch_size", model.patch_size, 1),
+    INT_GE("model.vision_width", model.vision_width, 1),
+    INT_GE("model.vision_depth", model.vision_depth, 1),
+    INT_GE("model.vision_heads", model.vision_heads, 1),
+    INT_GE("model.vision_mlp", model.vision_mlp, 1),
+    FLT("model.vision_ln_eps", model.vision_ln_eps, R_MIN_EXCL, 0, 0),
+    INT_GE("model.vocab_size", model.vocab_size, 1),
+    INT_GE("model.text_width", model.text_width, 1),
+    INT_GE("model.text_heads", model.text_heads, 1),
+    INT_GE("model.text_mlp", model.text_mlp, 1),
+    INT_GE("model.text_layers", model.text_layers, 1),
+    INT_GE("model.fusion_layers", model.fusion_layers, 1),
+    INT_GE("model.max_text_len", model.max_text_len, 2),
+    FLT("model.text_ln_eps", model.text_ln_eps, R_MIN_EXCL, 0, 0),
+    FLT("model.hidden_dropout", model.hidden_dropout, R_MIN | R_MAX_EXCL, 0, 1),
+    FLT("model.attn_dropout", model.attn_dropout, R_MIN | R_MAX_EXCL, 0, 1),
+    INT_GE("model.decoder_width", model.decoder_width, 1),
+    INT_GE("model.decoder_depth", model.decoder_depth, 1),
+    INT_GE("model.decoder_heads", model.decoder_heads, 1),
+    INT_GE("model.decoder_mlp", model.decoder_mlp, 1),
+    INT_GE("model.embed_dim", model.embed_dim, 1),
+    INT_GE("model.queue_size", model.queue_size, 1),
+    FLT("model.mask_ratio", model.mask_ratio, R_MIN | R_MAX_EXCL, 0, 1),
+    FLT("model.mlm_prob", model.mlm_prob, R_MIN_EXCL | R_MAX, 0, 1),
+    FLT("model.momentum", model.momentum, R_MIN | R_MAX, 0, 1),
+    FLT("model.temp_init", model.temp_init, R_MIN | R_MAX, 0.001, 0.5),  // the clamp range
+    BOOL("model.norm_pix_loss", model.norm_pix_loss),
+    BOOL("model.mim_regional", model.mim_regional),
+    INT_GE("model.pad_id", model.pad_id, 0),
+    INT_GE("model.cls_id", model.cls_id, 0),
+    INT_GE("model.mask_id", model.mask_id, 0),
+
+    SECTION("losses"),
+    FLT("losses.itc", model.w_itc, R_MIN, 0, 0),
+    FLT("losses.itm", model.w_itm, R_MIN, 0, 0),
+    FLT("losses.mlm", model.w_mlm, R_MIN, 0, 0),
+    FLT("losses.rmim", model.w_rmim, R_MIN, 0, 0),
+    FLT("losses.ifr", model.w_ifr, R_MIN, 0, 0),
+
+    SECTION("train"),
+    INT_GE("train.batch_size", train.batch_size, 1),
+    INT_GE("train.epochs", train.epochs, 1),
+    F("train.max_steps", T_I64, train.max_steps, R_MIN, 0, 0),
+    FLT("train.lr", train.lr, R_MIN_EXCL, 0, 0),
+    FLT("train.warmup_lr", train.warmup_lr, R_MIN, 0, 0),
+    FLT("train.min_lr", train.min_lr, R_MIN, 0, 0),
+    F("train.warmup_steps", T_I64, train.warmup_steps, R_MIN, 0, 0),
+    FLT("train.weight_decay", train.weight_decay, R_MIN, 0, 0),
+    FLT("train.beta1", train.beta1, R_MIN | R_MAX_EXCL, 0, 1),
+    FLT("train.beta2", train.beta2, R_MIN | R_MAX_EXCL, 0, 1),
+    FLT("train.eps", train.eps, R_MIN_EXCL, 0, 0),
+    FLT("train.alpha", train.alpha, R_MIN | R_MAX, 0, 1),
+    BOOL("train.alpha_ramp", train.alpha_ramp),
+    F("train.seed", T_U64, train.seed, 0, 0, 0),
+    INT_GE("train.log_every", train.log_every, 1),
+    F("train.ckpt_every", T_I64, train.ckpt_every, R_MIN, 0, 0),
+    INT_GE("train.keep_checkpoints", train.keep_checkpoints, 0),
+    ENUM("train.nonfinite", train.nonfinite, NONFINITE),
+
+    SECTION("data"),
+    PATH("data.vocab", data.vocab),
+    INT_GE("data.text_max_len", data.text_max_len, 2),
+    INT_GE("data.max_words", data.max_words, 1),
+    INT_GE("data.threads", data.threads, 1),
+    INT_GE("data.prefetch", data.prefetch, 1),
+    BOOL("data.skip_corrupt", data.skip_corrupt),
+    SECTION("data.augment"),
+    BOOL("data.augment.randaugment", data.randaugment),
+    BOOL("data.augment.color_jitter", data.color_jitter),
+    BOOL("data.augment.grayscale", data.grayscale),
+    BOOL("data.augment.blur", data.blur),
+    {"data.datasets", T_DATASETS, 0, 0, 0, 0, 0, NULL},
+
+    SECTION("init"),
+    PATH("init.vit", init.vit),
+    PATH("init.bert", init.bert),
+
+    SECTION("runtime"),
+    ENUM("runtime.device", runtime.device, DEVICES),
+    ENUM("runtime.precision", runtime.precision, PRECISIONS),
+};
+#define N_FIELDS ((int)(sizeof(FIELDS) / sizeof(FIELDS[0])))
+
+static const Field *find_field(const char *key) {
+    for (int i = 0; i < N_FIELDS; i++)
+        if (!strcmp(FIELDS[i].key, key)) return &FIELDS[i];
+    return NULL;
+}
+
+static const char *last_component(const char *key) {
+    const char *d = strrchr(key, '.');
+    return d ? d + 1 : key;
+}
+
+static int depth_of(const char *key) {
+    int d = 0;
+    for (; *key; key++) d += *key == '.';
+    return d;
+}
+
+// Whether key's parent path is parent ("" = top level).
+static bool has_parent(const char *key, const char *parent) {
+    size_t n = strlen(parent);
+    if (!n) return !strchr(key, '.');
+    return !strncmp(key, parent, n) && key[n] == '.' && !strchr(key + n + 1, '.');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+const char *preset_name(ModelPreset p) { return p == PRESET_TINY ? "tiny" : "base"; }
+const char *device_name(RuntimeDevice d) { return d == DEVICE_CUDA ? "cuda" : "cpu"; }
+const char *precision_name(Precision p) { return p == PRECISION_BF16 ? "bf16" : "fp32"; }
+
+static const char *enum_name(const EnumName *e, int v) {
+    for (; e->name; e++)
+        if (e->value == v) return e->name;
+    return "?";
+}
+
+// "a | b | c"
+static void enum_list(const EnumName *e, char *buf, size_t n) {
+    buf[0] = 0;
+    for (const EnumName *p = e; p->name; p++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", p == e ? "" : " | ", p->name);
+}
+
+// Optimal string alignment distance (edits, adjacent swaps), for did-you-mean.
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int v = MIN(d[i - 1][j] + 1, d[i][j - 1] + 1);
+            v = MIN(v, d[i - 1][j - 1] + cost);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) v = MIN(v, d[i - 2][j - 2] + 1);
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+static int close_enough(const char *typo, int dist) {
+    int n = (int)strlen(typo);
+    return dist <= (n <= 4 ? 1 : n <= 8 ? 2 : 3);
+}
+
+// Suggestion for an unknown full key path: the closest key under the same parent, else a key of
+// the same name in another section, else the closest full path. Returns NULL when nothing fits.
+static const char *suggest_key(const char *key) {
+    char parent[256];
+    const char *name = last_component(key);
+    size_t pl = (size_t)(name - key);
+    pl = pl ? pl - 1 : 0;
+    if (pl >= sizeof(parent)) pl = sizeof(parent) - 1;
+    memcpy(parent, key, pl);
+    parent[pl] = 0;
+    const char *best = NULL;
+    int bd = 1 << 20;
+    for (int i = 0; i < N_FIELDS; i++) {
+        if (!has_parent(FIELDS[i].key, parent)) continue;
+        int d = edit_distance(name, last_component(FIELDS[i].key));
+        if (d < bd) bd = d, best = FIELDS[i].key;
+    }
+    if (best && close_enough(name, bd)) return best;
+    for (int i = 0; i < N_FIELDS; i++)
+        if (!strcmp(last_component(FIELDS[i].key), name)) return FIELDS[i].key;
+    best = NULL, bd = 1 << 20;
+    for (int i = 0; i < N_FIELDS; i++) {
+        int d = edit_distance(key, FIELDS[i].key);
+        if (d < bd) bd = d, best = FIELDS[i].key;
+    }
+    return best && close_enough(key, bd) ? best : NULL;
+}
+
+static const char *suggest_among(const char *word, const char *const *cands, int n) {
+    const char *best = NULL;
+    int bd = 1 << 20;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, cands[i]);
+        if (d < bd) bd = d, best = cands[i];
+    }
+    return best && close_enough(word, bd) ? best : NULL;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults, free, copy
+
+static void apply_preset(RunConfig *c, ModelPreset p) {
+    ModelConfig keep = c->model;
+    if (p == PRESET_TINY)
+        model_config_tiny(&c->model);
+    else
+        model_config_base(&c->model);
+    // The objective and the loss weights are their own keys: a preset leaves them alone.
+    c->model.objective = keep.objective;
+    c->model.w_itc = keep.w_itc, c->model.w_itm = keep.w_itm, c->model.w_mlm = keep.w_mlm;
+    c->model.w_rmim = keep.w_rmim, c->model.w_ifr = keep.w_ifr;
+    c->preset = p;
+}
+
+void config_defaults(RunConfig *c) {
+    memset(c, 0, sizeof(*c));
+    model_config_base(&c->model);
+    c->preset = PRESET_BASE;
+    c->model.objective = OBJ_VLMAE;
+    c->model.w_itc = c->model.w_itm = c->model.w_mlm = c->model.w_rmim = c->model.w_ifr = 1.0f;
+
+    TrainConfig *t = &c->train;
+    t->batch_size = 64, t->epochs = 30, t->max_steps = 0;
+    t->lr = 1.0e-4f, t->warmup_lr = 1.0e-5f, t->min_lr = 1.0e-5f, t->warmup_steps = 1000;
+    t->weight_decay = 0.02f, t->beta1 = 0.9f, t->beta2 = 0.999f, t->eps = 1.0e-8f;
+    t->alpha = 0.4f, t->alpha_ramp = 1, t->seed = 42;
+    t->log_every = 50, t->ckpt_every = 1000, t->keep_checkpoints = 3, t->nonfinite = 0;
+
+    DataConfig *d = &c->data;
+    d->text_max_len = 25, d->max_words = 30, d->threads = 4, d->prefetch = 2, d->skip_corrupt = 1;
+    d->randaugment = d->color_jitter = d->grayscale = d->blur = 1;
+    d->datasets = NULL, d->n_datasets = 0;
+
+    c->runtime.device = DEVICE_CPU;
+    c->runtime.precision = PRECISION_FP32;
+}
+
+static void free_datasets(DatasetConfig *ds, int n) {
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < ds[i].n_shards; j++) free(ds[i].shards[j]);
+        free(ds[i].shards);
+    }
+    free(ds);
+}
+
+void config_free(RunConfig *c) {
+    free_datasets(c->data.datasets, c->data.n_datasets);
+    config_defaults(c);
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = mallocCheck(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+void config_copy(RunConfig *dst, const RunConfig *src) {
+    *dst = *src;
+    int n = src->data.n_datasets;
+    dst->data.datasets = n ? callocCheck((size_t)n, sizeof(DatasetConfig)) : NULL;
+    for (int i = 0; i < n; i++) {
+        const DatasetConfig *s = &src->data.datasets[i];
+        DatasetConfig *d = &dst->data.datasets[i];
+        memcpy(d->name, s->name, sizeof(d->name));
+        d->n_shards = s->n_shards;
+        d->shards = s->n_shards ? mallocCheck((size_t)s->n_shards * sizeof(char *)) : NULL;
+        for (int j = 0; j < s->n_shards; j++) d->shards[j] = dup_str(s->shards[j]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar parsing (messages are the part after the "FILE:LINE: " prefix)
+
+static const char *type_desc(const Field *f, char *buf, size_t n) {
+    switch (f->type) {
+    case T_INT:
+    case T_I64:
+    case T_U64: return "an integer";
+    case T_FLOAT: return "a number";
+    case T_BOOL: return "a boolean (true or false)";
+    case T_STR:
+    case T_PATH: return "a string";
+    case T_ENUM:
+    case T_PRESET: {
+        char list[128];
+        enum_list(f->enums, list, sizeof(list));
+        snprintf(buf, n, "one of %s", list);
+        return buf;
+    }
+    case T_DATASETS: return "a list of {name, shards} mappings";
+    case T_SECTION: return "a mapping";
+    }
+    return "a value";
+}
+
+static void got_text(const char *text, bool is_null, char *buf, size_t n) {
+    if (is_null || !*text)
+        snprintf(buf, n, "an empty value");
+    else
+        snprintf(buf, n, "'%.200s'", text);
+}
+
+// Copy text without surrounding whitespace and YAML 1.1 digit separators ('_').
+static bool clean_number(const char *text, char *out, size_t n) {
+    while (isspace((unsigned char)*text)) text++;
+    size_t k = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '_') continue;
+        if (k + 1 >= n) return false;
+        out[k++] = *p;
+    }
+    while (k && isspace((unsigned char)out[k - 1])) k--;
+    out[k] = 0;
+    return k > 0;
+}
+
+// Integers: decimal, 0x hex, or a real number with an exact integer value (1e3). *neg: sign.
+static bool parse_integer(const char *text, bool *neg, uint64_t *mag) {
+    char s[128];
+    if (!clean_number(text, s, sizeof(s))) return false;
+    const char *p = s;
+    *neg = false;
+    if (*p == '+' || *p == '-') *neg = *p++ == '-';
+    if (isdigit((unsigned char)*p)) {
+        int base = 10;
+        if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) base = 16;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, base);
+        if (*end == 0 && end != p && errno == 0 && (base == 10 || isxdigit((unsigned char)p[2]))) {
+            *mag = v;
+            return true;
+        }
+        if (errno == ERANGE) return false;
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (*end || !isfinite(d) || d != floor(d) || fabs(d) >= 18446744073709551616.0) return false;
+    if (!isdigit((unsigned char)s[s[0] == '+' || s[0] == '-'])) return false;  // no "inf", ".5"
+    *neg = d < 0;
+    *mag = (uint64_t)fabs(d);
+    return true;
+}
+
+static bool parse_real(const char *text, double *out) {
+    char s[128];
+    if (!clean_number(text, s, sizeof(s))) return false;
+    for (const char *p = s; *p; p++)  // no inf/nan/hex floats: plain decimal numbers only
+        if (!strchr("0123456789+-.eE", *p)) return false;
+    char *end;
+    double d = strtod(s, &end);
+    if (*end || end == s) return false;
+    *out = d;
+    return true;
+}
+
+static bool parse_bool(const char *text, int *out) {
+    static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
+    char s[16];
+    size_t k = 0;
+    while (isspace((unsigned char)*text)) text++;
+    for (; *text && k + 1 < sizeof(s); text++) s[k++] = (char)tolower((unsigned char)*text);
+    while (k && isspace((unsigned char)s[k - 1])) k--;
+    s[k] = 0;
+    if (*text) return false;
+    for (int i = 0; i < 4; i++) {
+        if (!strcmp(s, yes[i])) return *out = 1, true;
+        if (!strcmp(s, no[i])) return *out = 0, true;
+    }
+    return false;
+}
+
+static void fmt_num(double v, char *buf, size_t n) { snprintf(buf, n, "%.10g", v); }
+
+// The single-field range rule; message "KEY must be ..., got V".
+static int check_range(const Field *f, double v, char *msg, size_t n) {
+    if (!f->range) return 0;
+    bool ok = true;
+    if ((f->range & R_MIN) && !(v >= f->lo)) ok = false;
+    if ((f->range & R_MIN_EXCL) && !(v > f->lo)) ok = false;
+    if ((f->range & R_MAX) && !(v <= f->hi)) ok = false;
+    if ((f->range & R_MAX_EXCL) && !(v < f->hi)) ok = false;
+    if (ok) return 0;
+    char lo[32], hi[32], val[32];
+    fmt_num(f->lo, lo, sizeof(lo)), fmt_num(f->hi, hi, sizeof(hi)), fmt_num(v, val, sizeof(val));
+    bool has_lo = f->range & (R_MIN | R_MIN_EXCL), has_hi = f->range & (R_MAX | R_MAX_EXCL);
+    if (has_lo && has_hi)
+        snprintf(msg, n, "%s must be in %s%s, %s%s, got %s", f->key, (f->range & R_MIN) ? "[" : "(", lo, hi,
+                 (f->range & R_MAX) ? "]" : ")", val);
+    else if (has_lo)
+        snprintf(msg, n, "%s must be %s %s, got %s", f->key, (f->range & R_MIN) ? ">=" : ">", lo, val);
+    else
+        snprintf(msg, n, "%s must be %s %s, got %s", f->key, (f->range & R_MAX) ? "<=" : "<", hi, val);
+    return -1;
+}
+
+// ${VAR} and ${VAR:-default} from the environment; $$ is a literal $.
+static int expand_env(const char *key, const char *in, char *out, size_t n, char *msg, size_t mn) {
+    size_t k = 0;
+    for (const char *p = in; *p;) {
+        char buf[CONFIG_PATH_MAX];
+        const char *piece;
+        size_t plen;
+        if (p[0] == '$' && p[1] == '$') {
+            piece = "$", plen = 1, p += 2;
+        } else if (p[0] == '$' && p[1] == '{') {
+            const char *close = strchr(p, '}');
+            if (!close) {
+                snprintf(msg, mn, "%s: unterminated '${' in '%.200s'", key, in);
+                return -1;
+            }
+            const char *name = p + 2, *e = name;
+            while (isalnum((unsigned char)*e) || *e == '_') e++;
+            if (e == name || isdigit((unsigned char)*name) || (e != close && strncmp(e, ":-", 2))) {
+                snprintf(msg, mn, "%s: bad variable reference '%.*s' in '%.200s' (write ${NAME} or ${NAME:-default})",
+                         key, (int)(close - p + 1), p, in);
+                return -1;
+            }
+            char var[128];
+            snprintf(var, sizeof(var), "%.*s", (int)(e - name), name);
+            const char *v = getenv(var);
+            if (e != close && (!v || !*v)) {
+                snprintf(buf, sizeof(buf), "%.*s", (int)(close - e - 2), e + 2);
+                v = buf;
+            } else if (!v) {
+                snprintf(msg, mn, "%s: environment variable %s is not set (in '%.200s'; write ${%s:-default} for a fallback)",
+                         key, var, in, var);
+                return -1;
+            }
+            piece = v, plen = strlen(v), p = close + 1;
+        } else {
+            piece = p, plen = 1, p++;
+        }
+        if (k + plen >= n) {
+            snprintf(msg, mn, "%s is too long (at most %zu bytes)", key, n - 1);
+            return -1;
+        }
+        memcpy(out + k, piece, plen);
+        k += plen;
+    }
+    out[k] = 0;
+    return 0;
+}
+
+// Parse text for field f and store it in c. Returns 0, or -1 with msg.
+static int set_scalar(RunConfig *c, const Field *f, const char *text, bool is_null, char *msg, size_t n) {
+    char *p = (char *)c + f->off;
+    char desc[160], got[256];
+    got_text(text, is_null, got, sizeof(got));
+    switch (f->type) {
+    case T_INT:
+    case T_I64:
+    case T_U64: {
+        bool neg;
+        uint64_t mag;
+        if (is_null || !parse_integer(text, &neg, &mag)) {
+            snprintf(msg, n, "expected an integer for %s, got %s", f->key, got);
+            return -1;
+        }
+        if (f->type == T_U64) {
+            if (neg && mag) {
+                snprintf(msg, n, "%s must be >= 0, got %s", f->key, got);
+                return -1;
+            }
+            *(uint64_t *)p = mag;
+            return 0;
+        }
+        uint64_t lim = f->type == T_INT ? (uint64_t)INT_MAX : (uint64_t)INT64_MAX;
+        if (mag > lim + (neg ? 1 : 0)) {
+            snprintf(msg, n, "%s is out of range, got %s", f->key, got);
+            return -1;
+        }
+        int64_t v = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+        if (check_range(f, (double)v, msg, n)) return -1;
+        if (f->type == T_INT)
+            *(int *)p = (int)v;
+        else
+            *(int64_t *)p = v;
+        return 0;
+    }
+    case T_FLOAT: {
+        double d;
+        if (is_null || !parse_real(text, &d)) {
+            snprintf(msg, n, "expected a number for %s, got %s", f->key, got);
+            return -1;
+        }
+        float v = (float)d;
+        if (!isfinite(v)) {
+            snprintf(msg, n, "%s must be a finite number, got %s", f->key, got);
+            return -1;
+        }
+        if (check_range(f, v, msg, n)) return -1;
+        *(float *)p = v;
+        return 0;
+    }
+    case T_BOOL: {
+        int b;
+        if (is_null || !parse_bool(text, &b)) {
+            snprintf(msg, n, "expected a boolean (true or false) for %s, got %s", f->key, got);
+            return -1;
+        }
+        *(int *)p = b;
+        return 0;
+    }
+    case T_STR:
+    case T_PATH: {
+        char buf[CONFIG_PATH_MAX];
+        const char *s = is_null ? "" : text;
+        if (f->type == T_PATH) {
+            if (expand_env(f->key, s, buf, sizeof(buf), msg, n)) return -1;
+            s = buf;
+        }
+        if (strlen(s) >= f->size) {
+            snprintf(msg, n, "%s is too long (at most %zu bytes)", f->key, f->size - 1);
+            return -1;
+        }
+        memcpy(p, s, strlen(s) + 1);
+        return 0;
+    }
+    case T_ENUM:
+    case T_PRESET: {
+        char s[64];
+        size_t k = 0;
+        const char *q = is_null ? "" : text;
+        while (isspace((unsigned char)*q)) q++;
+        for (; *q && k + 1 < sizeof(s); q++) s[k++] = *q;
+        while (k && isspace((unsigned char)s[k - 1])) k--;
+        s[k] = 0;
+        for (const EnumName *e = f->enums; e->name; e++)
+            if (!strcmp(s, e->name)) {
+                if (f->type == T_PRESET)
+                    apply_preset(c, (ModelPreset)e->value);
+                else
+                    *(int *)p = e->value;
+                return 0;
+            }
+        const char *cands[8];
+        int nc = 0;
+        for (const EnumName *e = f->enums; e->name && nc < 8; e++) cands[nc++] = e->name;
+        const char *sug = s[0] ? suggest_among(s, cands, nc) : NULL;
+        char hint[96] = "";
+        if (sug) snprintf(hint, sizeof(hint), " (did you mean '%s'?)", sug);
+        snprintf(msg, n, "expected %s for %s, got %s%s", type_desc(f, desc, sizeof(desc)), f->key, got, hint);
+        return -1;
+    }
+    case T_SECTION:
+    case T_DATASETS: break;
+    }
+    snprintf(msg, n, "%s is not a scalar key", f->key);
+    return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML walking
+
+typedef struct {
+    const char *file;    // file mode: messages "FILE:LINE: ..."
+    const char *setarg;  // --set mode: messages "--set KEY=VALUE: ..."
+    char *err;
+    size_t errlen;
+    yaml_document_t *doc;
+    RunConfig *c;
+} Ctx;
+
+static int fail(Ctx *x, const yaml_node_t *node, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(Ctx *x, const yaml_node_t *node, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!x->err || !x->errlen) return -1;
+    if (x->setarg)
+        snprintf(x->err, x->errlen, "--set %.200s: %s", x->setarg, msg);
+    else if (node)
+        snprintf(x->err, x->errlen, "%s:%lu: %s", x->file, (unsigned long)node->start_mark.line + 1, msg);
+    else
+        snprintf(x->err, x->errlen, "%s: %s", x->file, msg);
+    return -1;
+}
+
+static const char *kind_name(const yaml_node_t *n) {
+    switch (n->type) {
+    case YAML_MAPPING_NODE: return "a mapping";
+    case YAML_SEQUENCE_NODE: return "a sequence";
+    default: return "a scalar";
+    }
+}
+
+static const char *scalar_text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static bool is_null_node(const yaml_node_t *n) {
+    if (!n) return true;
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return false;
+    const char *s = scalar_text(n);
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+static yaml_node_t *node_at(Ctx *x, int id) { return yaml_document_get_node(x->doc, id); }
+
+// Checks that node is a mapping with plain scalar keys and no duplicates. what: "'train'".
+static int check_mapping(Ctx *x, const yaml_node_t *node, const char *what, const char *prefix) {
+    if (node->type != YAML_MAPPING_NODE) {
+        if (node->type == YAML_SCALAR_NODE && !is_null_node(node))
+            return fail(x, node, "expected a mapping for %s, got a scalar '%.200s'", what, scalar_text(node));
+        return fail(x, node, "expected a mapping for %s, got %s", what, kind_name(node));
+    }
+    for (yaml_node_pair_t *a = node->data.mapping.pairs.start; a < node->data.mapping.pairs.top; a++) {
+        yaml_node_t *ka = node_at(x, a->key);
+        if (!ka || ka->type != YAML_SCALAR_NODE)
+            return fail(x, ka, "a key of %s is %s; keys must be plain names", what, ka ? kind_name(ka) : "empty");
+        for (yaml_node_pair_t *b = node->data.mapping.pairs.start; b < a; b++) {
+            yaml_node_t *kb = node_at(x, b->key);
+            if (!strcmp(scalar_text(ka), scalar_text(kb)))
+                return fail(x, ka, "duplicate key '%s%s%s' (first given on line %lu)", prefix, *prefix ? "." : "",
+                            scalar_text(ka), (unsigned long)kb->start_mark.line + 1);
+        }
+    }
+    return 0;
+}
+
+static int apply_node(Ctx *x, const Field *f, yaml_node_t *node);
+
+static int unknown_key(Ctx *x, const yaml_node_t *node, const char *key) {
+    const char *sug = suggest_key(key);
+    if (sug) return fail(x, node, "unknown key '%s' (did you mean '%s'?)", key, sug);
+    return fail(x, node, "unknown key '%s'", key);
+}
+
+// A mapping of keys under prefix ("" = the top level); model.preset first.
+static int apply_mapping(Ctx *x, const char *prefix, yaml_node_t *node) {
+    if (!node || is_null_node(node)) return 0;
+    char what[300];
+    if (*prefix)
+        snprintf(what, sizeof(what), "'%s'", prefix);
+    else
+        snprintf(what, sizeof(what), "the top level");
+    if (check_mapping(x, node, what, prefix)) return -1;
+    for (int pass = 0; pass < 2; pass++)
+        for (yaml_node_pair_t *pr = node->data.mapping.pairs.start; pr < node->data.mapping.pairs.top; pr++) {
+            yaml_node_t *k = node_at(x, pr->key), *v = node_at(x, pr->value);
+            char key[300];
+            snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", scalar_text(k));
+            const Field *f = find_field(key);
+            if ((f && f->type == T_PRESET) != (pass == 0)) continue;
+            if (!f) return unknown_key(x, k, key);
+            if (apply_node(x, f, v)) return -1;
+        }
+    return 0;
+}
+
+static int apply_datasets(Ctx *x, const Field *f, yaml_node_t *node) {
+    if (is_null_node(node)) {
+        free_datasets(x->c->data.datasets, x->c->data.n_datasets);
+        x->c->data.datasets = NULL, x->c->data.n_datasets = 0;
+        return 0;
+    }
+    if (node->type != YAML_SEQUENCE_NODE) {
+        char desc[64];
+        return fail(x, node, "expected %s for %s, got %s", type_desc(f, desc, sizeof(desc)), f->key, kind_name(node));
+    }
+    int n = (int)(node->data.sequence.items.top - node->data.sequence.items.start);
+    DatasetConfig *ds = n ? callocCheck((size_t)n, sizeof(DatasetConfig)) : NULL;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        yaml_node_t *item = node_at(x, node->data.sequence.items.start[i]);
+        DatasetConfig *d = &ds[i];
+        char path[64], what[80];
+        snprintf(path, sizeof(path), "data.datasets[%d]", i);
+        snprintf(what, sizeof(what), "'%s'", path);
+        if ((rc = check_mapping(x, item, what, path))) break;
+        yaml_node_t *name = NULL, *shards = NULL;
+        int shards_id = 0;
+        for (yaml_node_pair_t *pr = item->data.mapping.pairs.start; pr < item->data.mapping.pairs.top; pr++) {
+            yaml_node_t *k = node_at(x, pr->key), *v = node_at(x, pr->value);
+            if (!strcmp(scalar_text(k), "name")) {
+                name = v;
+            } else if (!strcmp(scalar_text(k), "shards")) {
+                shards = v, shards_id = pr->value;
+            } else {
+                static const char *const keys[] = {"name", "shards"};
+                const char *sug = suggest_among(scalar_text(k), keys, 2);
+                if (sug)
+                    rc = fail(x, k, "unknown key '%s.%s' (did you mean '%s.%s'?)", path, scalar_text(k), path, sug);
+                else
+                    rc = fail(x, k, "unknown key '%s.%s' (a dataset has a name and shards)", path, scalar_text(k));
+                break;
+            }
+        }
+        if (rc) break;
+        if (!name || is_null_node(name)) {
+            rc = fail(x, name ? name : item, "%s has no name (each dataset needs name: and shards:)", path);
+            break;
+        }
+        if (name->type != YAML_SCALAR_NODE) {
+            rc = fail(x, name, "expected a string for %s.name, got %s", path, kind_name(name));
+            break;
+        }
+        if (strlen(scalar_text(name)) >= sizeof(d->name)) {
+            rc = fail(x, name, "%s.name is too long (at most %zu bytes)", path, sizeof(d->name) - 1);
+            break;
+        }
+        snprintf(d->name, sizeof(d->name), "%s", scalar_text(name));
+        for (int j = 0; j < i; j++)
+            if (!strcmp(ds[j].name, d->name)) {
+                rc = fail(x, name, "%s.name '%s' is already used by data.datasets[%d]", path, d->name, j);
+                break;
+            }
+        if (rc) break;
+        // shards: a sequence of strings, or one string
+        yaml_node_item_t one = 0, *items = NULL;
+        int ns = 0;
+        if (shards && shards->type == YAML_SEQUENCE_NODE) {
+            items = shards->data.sequence.items.start;
+            ns = (int)(shards->data.sequence.items.top - items);
+        } else if (shards && shards->type == YAML_SCALAR_NODE && !is_null_node(shards)) {
+            one = shards_id;
+            items = &one, ns = 1;
+        } else if (shards && shards->type == YAML_MAPPING_NODE) {
+            rc = fail(x, shards, "expected a list of file paths or glob patterns for %s.shards, got a mapping", path);
+            break;
+        }
+        if (ns == 0) {
+            rc = fail(x, shards ? shards : item, "%s (%s) lists no shards (shards: [\"path/%s-*.h5\", ...])", path, d->name,
+                      d->name);
+            break;
+        }
+        d->shards = callocCheck((size_t)ns, sizeof(char *));
+        for (int j = 0; j < ns && !rc; j++) {
+            yaml_node_t *s = node_at(x, items[j]);
+            char key[96], buf[CONFIG_PATH_MAX], msg[512];
+            snprintf(key, sizeof(key), "%s.shards[%d]", path, j);
+            if (s->type != YAML_SCALAR_NODE) {
+                rc = fail(x, s, "expected a string (a file path or glob pattern) for %s, got %s", key, kind_name(s));
+            } else if (is_null_node(s) || !*scalar_text(s)) {
+                rc = fail(x, s, "%s is empty", key);
+            } else if (expand_env(key, scalar_text(s), buf, sizeof(buf), msg, sizeof(msg))) {
+                rc = fail(x, s, "%s", msg);
+            } else {
+                d->shards[j] = dup_str(buf);
+                d->n_shards = j + 1;
+            }
+        }
+    }
+    if (rc) {
+        free_datasets(ds, n);
+        return -1;
+    }
+    free_datasets(x->c->data.datasets, x->c->data.n_datasets);
+    x->c->data.datasets = ds, x->c->data.n_datasets = n;
+    return 0;
+}
+
+static int apply_node(Ctx *x, const Field *f, yaml_node_t *node) {
+    if (f->type == T_SECTION) return apply_mapping(x, f->key, node);
+    if (f->type == T_DATASETS) return apply_datasets(x, f, node);
+    if (node->type != YAML_SCALAR_NODE) {
+        char desc[160];
+        return fail(x, node, "expected %s for %s, got %s", type_desc(f, desc, sizeof(desc)), f->key, kind_name(node));
+    }
+    char msg[512];
+    if (set_scalar(x->c, f, scalar_text(node), is_null_node(node), msg, sizeof(msg))) return fail(x, node, "%s", msg);
+    return 0;
+}
+
+// Load one YAML document from text. Returns 0 with *root (NULL for an empty document), or -1.
+static int parse_yaml(Ctx *x, const char *text, size_t len, yaml_document_t *doc, yaml_node_t **root) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return fail(x, NULL, "out of memory (libyaml)");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int rc = 0;
+    if (!yaml_parser_load(&parser, doc)) {
+        char where[64] = "";
+        if (x->setarg)
+            snprintf(where, sizeof(where), " (column %lu)", (unsigned long)parser.problem_mark.column + 1);
+        char ctx[200] = "";
+        if (parser.context)
+            snprintf(ctx, sizeof(ctx), " %s (line %lu)", parser.context, (unsigned long)parser.context_mark.line + 1);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown problem", ctx,
+                 where);
+        if (x->setarg)
+            rc = fail(x, NULL, "%s", msg);
+        else if (x->err && x->errlen)
+            snprintf(x->err, x->errlen, "%s:%lu:%lu: %s", x->file, (unsigned long)parser.problem_mark.line + 1,
+                     (unsigned long)parser.problem_mark.column + 1, msg),
+                rc = -1;
+        else
+            rc = -1;
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    x->doc = doc;
+    *root = yaml_document_get_root_node(doc);
+    if (*root) {  // a second document is an error (and so is a syntax error after the first)
+        yaml_document_t next;
+        if (!yaml_parser_load(&parser, &next)) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "YAML syntax error: %s", parser.problem ? parser.problem : "unknown problem");
+            if (x->setarg)
+                rc = fail(x, NULL, "%s", msg);
+            else if (x->err && x->errlen)
+                snprintf(x->err, x->errlen, "%s:%lu:%lu: %s", x->file, (unsigned long)parser.problem_mark.line + 1,
+                         (unsigned long)parser.problem_mark.column + 1, msg),
+                    rc = -1;
+            else
+                rc = -1;
+        } else {
+            yaml_node_t *r2 = yaml_document_get_root_node(&next);
+            if (r2) rc = fail(x, r2, "a second YAML document ('---'): a config is one document");
+            yaml_document_delete(&next);
+        }
+        if (rc) {
+            yaml_document_delete(doc);
+            x->doc = NULL;
+        }
+    } else {
+        yaml_document_delete(doc);
+        x->doc = NULL;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int config_load_string(RunConfig *c, const char *yaml, size_t len, const char *name, char *err, size_t errlen) {
+    free_datasets(c->data.datasets, c->data.n_datasets);  // c must be initialised or zeroed
+    config_defaults(c);
+    Ctx x = {.file = name ? name : "<string>", .err = err, .errlen = errlen, .c = c};
+    yaml_document_t doc;
+    yaml_node_t *root = NULL;
+    if (parse_yaml(&x, yaml, len, &doc, &root)) return -1;
+    if (!root) return 0;  // empty file: the defaults
+    int rc = apply_mapping(&x, "", root);
+    yaml_document_delete(&doc);
+    return rc;
+}
+
+int config_load(RunConfig *c, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        config_defaults(c);
+        if (err && errlen) snprintf(err, errlen, "%s: cannot open config: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = mallocCheck(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) die("out of memory reading %s", path);
+            buf = nb;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        config_defaults(c);
+        if (err && errlen) snprintf(err, errlen, "%s: cannot read config: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = config_load_string(c, buf, n, path, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int config_set(RunConfig *c, const char *assignment, char *err, size_t errlen) {
+    Ctx x = {.setarg = assignment, .err = err, .errlen = errlen, .c = c};
+    const char *eq = strchr(assignment, '=');
+    if (!eq) return fail(&x, NULL, "expected KEY=VALUE, e.g. --set train.batch_size=48");
+    char key[256];
+    const char *k0 = assignment, *k1 = eq;
+    while (k0 < k1 && isspace((unsigned char)*k0)) k0++;
+    while (k1 > k0 && isspace((unsigned char)k1[-1])) k1--;
+    if (k1 == k0) return fail(&x, NULL, "empty key (expected KEY=VALUE, e.g. --set train.batch_size=48)");
+    if ((size_t)(k1 - k0) >= sizeof(key)) return fail(&x, NULL, "key too long");
+    memcpy(key, k0, (size_t)(k1 - k0));
+    key[k1 - k0] = 0;
+    const char *value = eq + 1;
+    const Field *f = find_field(key);
+    if (!f) {
+        const char *sug = suggest_key(key);
+        if (sug) return fail(&x, NULL, "unknown key '%s' (did you mean '%s'?)", key, sug);
+        return fail(&x, NULL, "unknown key '%s'", key);
+    }
+    if (f->type != T_SECTION && f->type != T_DATASETS) {
+        char msg[512];
+        if (set_scalar(c, f, value, false, msg, sizeof(msg))) return fail(&x, NULL, "%s", msg);
+        return 0;
+    }
+    // A section or the dataset list: the value is YAML (flow style).
+    yaml_document_t doc;
+    yaml_node_t *root = NULL;
+    if (parse_yaml(&x, value, strlen(value), &doc, &root)) return -1;
+    if (!root) {
+        if (f->type == T_DATASETS) {
+            free_datasets(c->data.datasets, c->data.n_datasets);
+            c->data.datasets = NULL, c->data.n_datasets = 0;
+        }
+        return 0;
+    }
+    int rc = apply_node(&x, f, root);
+    yaml_document_delete(&doc);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+static int verr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int verr(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static double field_number(const RunConfig *c, const Field *f) {
+    const char *p = (const char *)c + f->off;
+    switch (f->type) {
+    case T_INT:
+    case T_BOOL:
+    case T_ENUM:
+    case T_PRESET: return *(const int *)p;
+    case T_I64: return (double)*(const int64_t *)p;
+    case T_U64: return (double)*(const uint64_t *)p;
+    case T_FLOAT: return *(const float *)p;
+    default: return 0;
+    }
+}
+
+static int divisible(const char *a, int av, const char *b, int bv, const char *why, char *err, size_t errlen) {
+    if (bv > 0 && av % bv == 0) return 0;
+    return verr(err, errlen, "%s (%d) must be divisible by %s (%d)%s", a, av, b, bv, why);
+}
+
+int config_validate(const RunConfig *c, int world_size, char *err, size_t errlen) {
+    char msg[512];
+    for (int i = 0; i < N_FIELDS; i++) {
+        const Field *f = &FIELDS[i];
+        if (f->type == T_FLOAT && !isfinite(field_number(c, f)))
+            return verr(err, errlen, "%s must be a finite number", f->key);
+        if (f->type == T_ENUM || f->type == T_PRESET) {
+            int v = (int)field_number(c, f);
+            if (!strcmp(enum_name(f->enums, v), "?")) return verr(err, errlen, "%s has an invalid value (%d)", f->key, v);
+        }
+        if (check_range(f, field_number(c, f), msg, sizeof(msg))) return verr(err, errlen, "%s", msg);
+    }
+    const ModelConfig *m = &c->model;
+    const TrainConfig *t = &c->train;
+    if (world_size < 1) return verr(err, errlen, "world size must be >= 1, got %d", world_size);
+    if (divisible("model.vision_width", m->vision_width, "model.vision_heads", m->vision_heads, "", err, errlen) ||
+        divisible("model.text_width", m->text_width, "model.text_heads", m->text_heads, "", err, errlen) ||
+        divisible("model.decoder_width", m->decoder_width, "model.decoder_heads", m->decoder_heads, "", err, errlen) ||
+        divisible("model.image_size", m->image_size, "model.patch_size", m->patch_size, " (whole patches)", err,
+                  errlen))
+        return -1;
+    if (m->decoder_width % 4)
+        return verr(err, errlen,
+                    "model.decoder_width (%d) must be a multiple of 4 (the decoder's 2-D sin-cos position embedding)",
+                    m->decoder_width);
+    if (m->objective == OBJ_VLMAE) {
+        int g = m->image_size / m->patch_size, N = g * g;
+        int K = (int)(N * (1.0 - m->mask_ratio));
+        if (K < 1)
+            return verr(err, errlen,
+                        "model.mask_ratio %g leaves no visible patch (int(%d patches * (1 - %g)) = %d); lower it "
+                        "or use more patches",
+                        m->mask_ratio, N, m->mask_ratio, K);
+    }
+    const char *ids[] = {"model.pad_id", "model.cls_id", "model.mask_id"};
+    int idv[] = {m->pad_id, m->cls_id, m->mask_id};
+    for (int i = 0; i < 3; i++) {
+        if (idv[i] >= m->vocab_size)
+            return verr(err, errlen, "%s (%d) must be < model.vocab_size (%d)", ids[i], idv[i], m->vocab_size);
+        for (int j = 0; j < i; j++)
+            if (idv[i] == idv[j])
+                return verr(err, errlen, "%s and %s must differ (both %d)", ids[j], ids[i], idv[i]);
+    }
+    if (c->data.text_max_len > m->max_text_len)
+        return verr(err, errlen,
+                    "data.text_max_len (%d) must be <= model.max_text_len (%d, the text position embeddings)",
+                    c->data.text_max_len, m->max_text_len);
+    if (t->batch_size < 2)
+        return verr(err, errlen,
+                    "train.batch_size must be >= 2, got %d (ITM draws its hard negatives from the other samples "
+                    "of the batch)",
+                    t->batch_size);
+    long long bw = (long long)t->batch_size * world_size;
+    if (m->queue_size % bw) {
+        long long lo = m->queue_size / bw * bw, hi = lo + bw;
+        char sug[128];
+        if (lo > 0)
+            snprintf(sug, sizeof(sug), "model.queue_size=%lld or %lld", lo, hi);
+        else
+            snprintf(sug, sizeof(sug), "model.queue_size=%lld", hi);
+        return verr(err, errlen,
+                    "model.queue_size (%d) must be a multiple of train.batch_size * world_size (%d * %d = %lld); "
+                    "try %s",
+                    m->queue_size, t->batch_size, world_size, bw, sug);
+    }
+    if (c->runtime.precision == PRECISION_BF16 && c->runtime.device != DEVICE_CUDA)
+        return verr(err, errlen, "runtime.precision bf16 needs runtime.device cuda (the CPU backend is fp32 only)");
+    if (t->min_lr > t->lr)
+        return verr(err, errlen, "train.min_lr (%g) must be <= train.lr (%g)", t->min_lr, t->lr);
+    return 0;
+}
+
+int config_validate_data(const RunConfig *c, char *err, size_t errlen) {
+    const DataConfig *d = &c->data;
+    if (d->n_datasets < 1 || !d->datasets)
+        return verr(err, errlen,
+                    "data.datasets is empty: list at least one dataset, e.g. datasets: [{name: coco, shards: "
+                    "[\"shards/coco-*.h5\"]}]");
+    for (int i = 0; i < d->n_datasets; i++) {
+        const DatasetConfig *s = &d->datasets[i];
+        if (!s->name[0]) return verr(err, errlen, "data.datasets[%d] has no name", i);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(d->datasets[j].name, s->name))
+                return verr(err, errlen, "data.datasets[%d].name '%s' is already used by data.datasets[%d]", i,
+                            s->name, j);
+        if (s->n_shards < 1 || !s->shards)
+            return verr(err, errlen, "data.datasets[%d] (%s) lists no shards", i, s->name);
+        for (int j = 0; j < s->n_shards; j++)
+            if (!s->shards[j] || !s->shards[j][0])
+                return verr(err, errlen, "data.datasets[%d].shards[%d] (%s) is empty", i, j, s->name);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dump and diff
+
+// Shortest decimal that reads back as the same float.
+static void fmt_float(float v, char *buf, size_t n) {
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, n, "%.*g", p, v);
+        if (strtof(buf, NULL) == v) return;
+    }
+}
+
+// A double-quoted YAML string; path strings escape '$' so ${...} is not expanded on reload.
+static void fmt_string(const char *s, bool path, char *buf, size_t n) {
+    size_t k = 0;
+    buf[k++] = '"';
+    for (; *s && k + 6 < n; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            buf[k++] = '\\', buf[k++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            k += (size_t)snprintf(buf + k, n - k, "\\x%02x", ch);
+        } else if (path && ch == '$' && (s[1] == '{' || s[1] == '$')) {
+            buf[k++] = '$', buf[k++] = '$';
+        } else {
+            buf[k++] = (char)ch;
+        }
+    }
+    buf[k++] = '"';
+    buf[k] = 0;
+}
+
+static void fmt_value(const RunConfig *c, const Field *f, char *buf, size_t n) {
+    const char *p = (const char *)c + f->off;
+    switch (f->type) {
+    case T_INT: snprintf(buf, n, "%d", *(const int *)p); break;
+    case T_I64: snprintf(buf, n, "%lld", (long long)*(const int64_t *)p); break;
+    case T_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case T_FLOAT: fmt_float(*(const float *)p, buf, n); break;
+    case T_BOOL: snprintf(buf, n, "%s", *(const int *)p ? "true" : "false"); break;
+    case T_STR:
+    case T_PATH: fmt_string(p, f->type == T_PATH, buf, n); break;
+    case T_ENUM:
+    case T_PRESET: snprintf(buf, n, "%s", enum_name(f->enums, *(const int *)p)); break;
+    default: buf[0] = 0;
+    }
+}
+
+int config_dump(const RunConfig *c, FILE *f) {
+    char buf[2 * CONFIG_PATH_MAX + 16];
+    fprintf(f, "# vlmae run configuration: every key, resolved (defaults, file, --set)\n");
+    for (int i = 0; i < N_FIELDS; i++) {
+        const Field *fd = &FIELDS[i];
+        int ind = 2 * depth_of(fd->key);
+        if (fd->type == T_SECTION) {
+            if (!ind && i) fputc('\n', f);
+            fprintf(f, "%*s%s:\n", ind, "", last_component(fd->key));
+        } else if (fd->type == T_DATASETS) {
+            const DataConfig *d = &c->data;
+            if (!d->n_datasets) {
+                fprintf(f, "%*sdatasets: []\n", ind, "");
+                continue;
+            }
+            fprintf(f, "%*sdatasets:\n", ind, "");
+            for (int k = 0; k < d->n_datasets; k++) {
+                const DatasetConfig *s = &d->datasets[k];
+                fmt_string(s->name, false, buf, sizeof(buf));
+                fprintf(f, "%*s  - name: %s\n", ind, "", buf);
+                if (!s->n_shards) {
+                    fprintf(f, "%*s    shards: []\n", ind, "");
+                    continue;
+                }
+                fprintf(f, "%*s    shards:\n", ind, "");
+                for (int j = 0; j < s->n_shards; j++) {
+                    fmt_string(s->shards[j], true, buf, sizeof(buf));
+                    fprintf(f, "%*s      - %s\n", ind, "", buf);
+                }
+            }
+        } else {
+            fmt_value(c, fd, buf, sizeof(buf));
+            fprintf(f, "%*s%s: %s\n", ind, "", last_component(fd->key), buf);
+        }
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+static void diff_note(int *count, char *buf, size_t buflen, const char *key, const char *a, const char *b) {
+    if (buf && buflen && *count < 4) {
+        size_t k = strlen(buf);
+        snprintf(buf + k, buflen - k, "%s%s: %.100s -> %.100s", k ? "; " : "", key, a, b);
+    } else if (buf && buflen && *count == 4) {
+        size_t k = strlen(buf);
+        snprintf(buf + k, buflen - k, "; ...");
+    }
+    (*count)++;
+}
+
+int config_diff(const RunConfig *a, const RunConfig *b, char *buf, size_t buflen) {
+    if (buf && buflen) buf[0] = 0;
+    int count = 0;
+    char va[2 * CONFIG_PATH_MAX + 16], vb[2 * CONFIG_PATH_MAX + 16];
+    for (int i = 0; i < N_FIELDS; i++) {
+        const Field *f = &FIELDS[i];
+        if (f->type == T_SECTION) continue;
+        if (f->type == T_DATASETS) {
+            const DataConfig *da = &a->data, *db = &b->data;
+            if (da->n_datasets != db->n_datasets) {
+                snprintf(va, sizeof(va), "%d datasets", da->n_datasets);
+                snprintf(vb, sizeof(vb), "%d datasets", db->n_datasets);
+                diff_note(&count, buf, buflen, f->key, va, vb);
+                continue;
+            }
+            for (int k = 0; k < da->n_datasets; k++) {
+                const DatasetConfig *sa = &da->datasets[k], *sb = &db->datasets[k];
+                char key[64];
+                snprintf(key, sizeof(key), "data.datasets[%d]", k);
+                bool same = !strcmp(sa->name, sb->name) && sa->n_shards == sb->n_shards;
+                for (int j = 0; same && j < sa->n_shards; j++) same = !strcmp(sa->shards[j], sb->shards[j]);
+                if (!same) {
+                    snprintf(va, sizeof(va), "%s (%d shards)", sa->name, sa->n_shards);
+                    snprintf(vb, sizeof(vb), "%s (%d shards)", sb->name, sb->n_shards);
+                    diff_note(&count, buf, buflen, key, va, vb);
+                }
+            }
+            continue;
+        }
+        fmt_value(a, f, va, sizeof(va));
+        fmt_value(b, f, vb, sizeof(vb));
+        if (strcmp(va, vb)) diff_note(&count, buf, buflen, f->key, va, vb);
+    }
+    return count;
+}
