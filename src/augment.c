@@ -198,7 +198,7 @@ void augment_box_affine(float b[4], const double m[6], int S) {
 // ------------------------------------------------------------------------------------------
 // RandAugment ops (ALBEF's numpy/cv2 versions)
 
-static void apply_lut3(const uint8_t *src, uint8_t *dst, size_t npx, const uint8_t lut[3][256]) {
+static void apply_lut3(const uint8_t *src, uint8_t *dst, size_t npx, uint8_t lut[3][256]) {
     for (size_t p = 0; p < npx; p++) {
         dst[3 * p + 0] = lut[0][src[3 * p + 0]];
         dst[3 * p + 1] = lut[1][src[3 * p + 1]];

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define FORMAT_NAME "vlmae-checkpoint"
 // Float datasets are chunked (Fletcher-32 needs chunks); a chunk holds whole rows, at most this
 // many bytes (well under HDF5's 4 GiB chunk limit).
@@ -212,6 +214,69 @@ static void fsync_dir_of(const char *path) {
     free(copy);
 }
 
+// The file is built in memory (HDF5's core driver) and written by us: an I/O error (disk full,
+// quota, EIO) then never happens inside HDF5, which cannot close a file whose flush failed (the
+// handle stays open and the library crashes at exit), and our message has the OS error. It costs
+// one in-memory copy of the checkpoint while saving (about 3.4 GB for the base model with AdamW).
+// The callbacks let us keep the driver's buffer at close instead of copying it out.
+#define IMAGE_INCREMENT (1u << 20)
+
+typedef struct {
+    void *buf;
+    size_t size;
+    int kept;
+} Image;
+
+static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *ud) {
+    (void)op;
+    Image *im = ud;
+    void *p = malloc(size ? size : 1);
+    if (p) im->buf = p, im->size = size;
+    return p;
+}
+
+static void *img_memcpy(void *dst, const void *src, size_t size, H5FD_file_image_op_t op, void *ud) {
+    (void)op, (void)ud;
+    return memcpy(dst, src, size);
+}
+
+static void *img_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *ud) {
+    (void)op;
+    Image *im = ud;
+    void *p = realloc(ptr, size ? size : 1);
+    if (p) im->buf = p, im->size = size;
+    return p;
+}
+
+static herr_t img_free(void *ptr, H5FD_file_image_op_t op, void *ud) {
+    Image *im = ud;
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && ptr && ptr == im->buf) {
+        im->kept = 1;  // ours now
+        return 0;
+    }
+    free(ptr);
+    return 0;
+}
+
+static void *img_udata_copy(void *ud) { return ud; }
+static herr_t img_udata_free(void *ud) {
+    (void)ud;
+    return 0;
+}
+
+// Bytes of the image to write: the end-of-file address stored in the superblock (versions 2/3,
+// which the V18 format bounds give us: signature 8, version, offset size, length size, flags,
+// base address, extension address, EOF address), else the whole buffer (zero tail; harmless).
+static size_t image_length(const Image *im) {
+    const unsigned char *b = im->buf;
+    if (im->size >= 48 && memcmp(b, "\211HDF\r\n\032\n", 8) == 0 && (b[8] == 2 || b[8] == 3) && b[9] == 8) {
+        uint64_t base = 0, eof = 0;
+        for (int i = 7; i >= 0; i--) base = base << 8 | b[12 + i], eof = eof << 8 | b[28 + i];
+        if (base == 0 && eof >= 48 && eof <= im->size) return (size_t)eof;
+    }
+    return im->size;
+}
+
 static int save_contents(Ctx *c, hid_t f, const Model *m, const AdamW *opt, const CheckpointMeta *meta) {
     const ModelConfig *cfg = &m->cfg;
     if (write_set(c, f, "params", &m->params, m->params.data, "parameter")) return -1;
@@ -270,33 +335,54 @@ int checkpoint_save(const char *path, const Model *m, const AdamW *opt, const Ch
 
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) return cfail(&c, 0, "path too long");
-    unlink(tmp);  // left over from a crash
+    // Create PATH.tmp first, so an unwritable directory fails before any work.
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return cfail(&c, 0, "cannot create %s: %s", tmp, strerror(errno));
 
     H5Quiet quiet;
     h5_quiet(&quiet);
     int rc = -1;
-    hid_t fapl = make_fapl();
-    hid_t f = fapl >= 0 ? H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl) : -1;
-    if (fapl >= 0) H5Pclose(fapl);
-    if (f < 0) {
-        cfail(&c, 1, "cannot create %s", tmp);
+    Image img = {0};
+    hid_t f = -1, fapl = make_fapl();
+    H5FD_file_image_callbacks_t cb = {img_malloc, img_memcpy, img_realloc, img_free, img_udata_copy, img_udata_free, &img};
+    if (fapl < 0 || H5Pset_fapl_core(fapl, IMAGE_INCREMENT, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0) {
+        cfail(&c, 1, "cannot set up the HDF5 in-memory file driver");
+        if (fapl >= 0) H5Pclose(fapl);
         goto out;
     }
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f < 0) cfail(&c, 1, "cannot create the HDF5 file image");  // before another call clears the error stack
+    H5Pclose(fapl);
+    if (f < 0) goto out;
     int wrc = save_contents(&c, f, m, opt, meta);
-    if (wrc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) wrc = cfail(&c, 1, "writing %s failed", tmp);
+    if (wrc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) wrc = cfail(&c, 1, "building the file image failed");
     herr_t crc = H5Fclose(f);
+    if (wrc == 0 && crc < 0) wrc = cfail(&c, 1, "building the file image failed");
     if (wrc) goto out;
-    if (crc < 0) {
-        cfail(&c, 1, "writing %s failed", tmp);
+    if (!img.kept) {
+        cfail(&c, 0, "internal error: HDF5 released no file image");
         goto out;
     }
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
+    size_t len = image_length(&img);
+    for (size_t done = 0; done < len;) {
+        ssize_t k = write(fd, (const char *)img.buf + done, MIN(len - done, (size_t)1 << 30));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            cfail(&c, 0, "writing %s failed: %s", tmp, k < 0 ? strerror(errno) : "no progress");
+            goto out;
+        }
+        done += (size_t)k;
+    }
+    if (fsync(fd) != 0) {
         cfail(&c, 0, "cannot sync %s to disk: %s", tmp, strerror(errno));
-        if (fd >= 0) close(fd);
         goto out;
     }
-    close(fd);
+    int cl = close(fd);
+    fd = -1;
+    if (cl != 0) {
+        cfail(&c, 0, "writing %s failed: %s", tmp, strerror(errno));
+        goto out;
+    }
     if (rename(tmp, path) != 0) {
         cfail(&c, 0, "cannot rename %s into place: %s", tmp, strerror(errno));
         goto out;
@@ -304,7 +390,9 @@ int checkpoint_save(const char *path, const Model *m, const AdamW *opt, const Ch
     fsync_dir_of(path);
     rc = 0;
 out:
+    if (fd >= 0) close(fd);
     if (rc) unlink(tmp);
+    if (img.kept) free(img.buf);
     h5_restore(&quiet);
     return rc;
 }
@@ -336,15 +424,14 @@ static char *read_attr_str(Ctx *c, hid_t loc, const char *name) {
         cfail(c, 1, "attribute %s is not a string", name);
     } else if (H5Tis_variable_str(ft) > 0) {
         char *vs = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
+        hid_t mt = H5Tcopy(ft);  // same character set as the file's type (no conversion path otherwise)
         if (H5Aread(a, mt, &vs) < 0 || !vs) cfail(c, 1, "cannot read attribute %s", name);
         else s = strdup(vs);
         if (vs) H5free_memory(vs);
         H5Tclose(mt);
     } else {
         size_t len = H5Tget_size(ft);
-        hid_t mt = H5Tcopy(H5T_C_S1);
+        hid_t mt = H5Tcopy(ft);
         H5Tset_size(mt, len + 1);
         H5Tset_strpad(mt, H5T_STR_NULLTERM);
         s = calloc(len + 2, 1);
@@ -509,8 +596,8 @@ static hid_t open_ro(Ctx *c, const char *path) {
     }
     hid_t fapl = make_fapl();
     hid_t f = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
-    if (fapl >= 0) H5Pclose(fapl);
     if (f < 0) cfail(c, 1, "cannot open as an HDF5 file (corrupt or truncated?)");
+    if (fapl >= 0) H5Pclose(fapl);
     return f;
 }
 

@@ -364,11 +364,29 @@ static const char *type_desc(const Field *f, char *buf, size_t n) {
     return "a value";
 }
 
+// 'text' for a message: one line (control characters escaped), at most about 120 bytes.
+static void quote_text(const char *text, char *buf, size_t n) {
+    size_t k = 0;
+    buf[k++] = '\'';
+    for (const unsigned char *p = (const unsigned char *)text; *p && k + 8 < n; p++) {
+        if (k > 120) {
+            k += (size_t)snprintf(buf + k, n - k, "...");
+            break;
+        }
+        if (*p < 0x20 || *p == 0x7f)
+            k += (size_t)snprintf(buf + k, n - k, "\\x%02x", *p);
+        else
+            buf[k++] = (char)*p;
+    }
+    buf[k++] = '\'';
+    buf[k] = 0;
+}
+
 static void got_text(const char *text, bool is_null, char *buf, size_t n) {
     if (is_null || !*text)
         snprintf(buf, n, "an empty value");
     else
-        snprintf(buf, n, "'%.200s'", text);
+        quote_text(text, buf, n);
 }
 
 // Copy text without surrounding whitespace and YAML 1.1 digit separators ('_').
@@ -478,14 +496,17 @@ static int expand_env(const char *key, const char *in, char *out, size_t n, char
         } else if (p[0] == '$' && p[1] == '{') {
             const char *close = strchr(p, '}');
             if (!close) {
-                snprintf(msg, mn, "%s: unterminated '${' in '%.200s'", key, in);
+                char q[160];
+                quote_text(in, q, sizeof(q));
+                snprintf(msg, mn, "%s: unterminated '${' in %s", key, q);
                 return -1;
             }
             const char *name = p + 2, *e = name;
             while (isalnum((unsigned char)*e) || *e == '_') e++;
             if (e == name || isdigit((unsigned char)*name) || (e != close && strncmp(e, ":-", 2))) {
-                snprintf(msg, mn, "%s: bad variable reference '%.*s' in '%.200s' (write ${NAME} or ${NAME:-default})",
-                         key, (int)(close - p + 1), p, in);
+                char q[160];
+                quote_text(in, q, sizeof(q));
+                snprintf(msg, mn, "%s: bad variable reference in %s (write ${NAME} or ${NAME:-default})", key, q);
                 return -1;
             }
             char var[128];
@@ -495,8 +516,10 @@ static int expand_env(const char *key, const char *in, char *out, size_t n, char
                 snprintf(buf, sizeof(buf), "%.*s", (int)(close - e - 2), e + 2);
                 v = buf;
             } else if (!v) {
-                snprintf(msg, mn, "%s: environment variable %s is not set (in '%.200s'; write ${%s:-default} for a fallback)",
-                         key, var, in, var);
+                char q[160];
+                quote_text(in, q, sizeof(q));
+                snprintf(msg, mn, "%s: environment variable %s is not set (in %s; write ${%s:-default} for a fallback)",
+                         key, var, q, var);
                 return -1;
             }
             piece = v, plen = strlen(v), p = close + 1;
@@ -632,6 +655,7 @@ typedef struct {
     size_t errlen;
     yaml_document_t *doc;
     RunConfig *c;
+    bool presets_applied;  // the file's model.preset was applied before everything else
 } Ctx;
 
 static int fail(Ctx *x, const yaml_node_t *node, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -673,8 +697,11 @@ static yaml_node_t *node_at(Ctx *x, int id) { return yaml_document_get_node(x->d
 // Checks that node is a mapping with plain scalar keys and no duplicates. what: "'train'".
 static int check_mapping(Ctx *x, const yaml_node_t *node, const char *what, const char *prefix) {
     if (node->type != YAML_MAPPING_NODE) {
-        if (node->type == YAML_SCALAR_NODE && !is_null_node(node))
-            return fail(x, node, "expected a mapping for %s, got a scalar '%.200s'", what, scalar_text(node));
+        if (node->type == YAML_SCALAR_NODE && !is_null_node(node)) {
+            char q[160];
+            quote_text(scalar_text(node), q, sizeof(q));
+            return fail(x, node, "expected a mapping for %s, got a scalar %s", what, q);
+        }
         return fail(x, node, "expected a mapping for %s, got %s", what, kind_name(node));
     }
     for (yaml_node_pair_t *a = node->data.mapping.pairs.start; a < node->data.mapping.pairs.top; a++) {
@@ -699,7 +726,8 @@ static int unknown_key(Ctx *x, const yaml_node_t *node, const char *key) {
     return fail(x, node, "unknown key '%s'", key);
 }
 
-// A mapping of keys under prefix ("" = the top level); model.preset first.
+// A mapping of keys under prefix ("" = the top level); model.preset first (unless the file's
+// presets were applied up front).
 static int apply_mapping(Ctx *x, const char *prefix, yaml_node_t *node) {
     if (!node || is_null_node(node)) return 0;
     char what[300];
@@ -714,7 +742,9 @@ static int apply_mapping(Ctx *x, const char *prefix, yaml_node_t *node) {
             char key[300];
             snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", scalar_text(k));
             const Field *f = find_field(key);
-            if ((f && f->type == T_PRESET) != (pass == 0)) continue;
+            bool is_preset = f && f->type == T_PRESET;
+            if (pass == 0 && (!is_preset || x->presets_applied)) continue;
+            if (pass == 1 && is_preset) continue;
             if (!f) return unknown_key(x, k, key);
             if (apply_node(x, f, v)) return -1;
         }
@@ -793,8 +823,8 @@ static int apply_datasets(Ctx *x, const Field *f, yaml_node_t *node) {
             break;
         }
         if (ns == 0) {
-            rc = fail(x, shards ? shards : item, "%s (%s) lists no shards (shards: [\"path/%s-*.h5\", ...])", path, d->name,
-                      d->name);
+            rc = fail(x, shards ? shards : item, "%s (%s) lists no shards (shards: [\"path/%s-*.h5\", ...])", path,
+                      d->name, d->name);
             break;
         }
         d->shards = callocCheck((size_t)ns, sizeof(char *));
@@ -835,74 +865,88 @@ static int apply_node(Ctx *x, const Field *f, yaml_node_t *node) {
     return 0;
 }
 
-// Load one YAML document from text. Returns 0 with *root (NULL for an empty document), or -1.
+// A libyaml parser error: "FILE:LINE:COLUMN: YAML syntax error: ..." (or "--set ...: ...").
+static int syntax_error(Ctx *x, const yaml_parser_t *parser) {
+    char where[64] = "", ctx[200] = "";
+    if (x->setarg && parser->problem_mark.line == 0)  // (line 2 means: at the end of the value)
+        snprintf(where, sizeof(where), " (at column %lu of the value)", (unsigned long)parser->problem_mark.column + 1);
+    if (parser->context && x->setarg)
+        snprintf(ctx, sizeof(ctx), " %s", parser->context);
+    else if (parser->context)
+        snprintf(ctx, sizeof(ctx), " %s (line %lu)", parser->context, (unsigned long)parser->context_mark.line + 1);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "YAML syntax error: %s%s%s", parser->problem ? parser->problem : "unknown problem",
+             ctx, where);
+    if (x->setarg) return fail(x, NULL, "%s", msg);
+    if (x->err && x->errlen)
+        snprintf(x->err, x->errlen, "%s:%lu:%lu: %s", x->file, (unsigned long)parser->problem_mark.line + 1,
+                 (unsigned long)parser->problem_mark.column + 1, msg);
+    return -1;
+}
+
+// Load the one YAML document of text. Returns 0 with *root (NULL for an empty document: then doc
+// needs no yaml_document_delete), or -1.
 static int parse_yaml(Ctx *x, const char *text, size_t len, yaml_document_t *doc, yaml_node_t **root) {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return fail(x, NULL, "out of memory (libyaml)");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int rc = 0;
     if (!yaml_parser_load(&parser, doc)) {
-        char where[64] = "";
-        if (x->setarg)
-            snprintf(where, sizeof(where), " (column %lu)", (unsigned long)parser.problem_mark.column + 1);
-        char ctx[200] = "";
-        if (parser.context)
-            snprintf(ctx, sizeof(ctx), " %s (line %lu)", parser.context, (unsigned long)parser.context_mark.line + 1);
-        char msg[512];
-        snprintf(msg, sizeof(msg), "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown problem", ctx,
-                 where);
-        if (x->setarg)
-            rc = fail(x, NULL, "%s", msg);
-        else if (x->err && x->errlen)
-            snprintf(x->err, x->errlen, "%s:%lu:%lu: %s", x->file, (unsigned long)parser.problem_mark.line + 1,
-                     (unsigned long)parser.problem_mark.column + 1, msg),
-                rc = -1;
-        else
-            rc = -1;
+        int rc = syntax_error(x, &parser);
         yaml_parser_delete(&parser);
         return rc;
     }
+    int rc = 0;
     x->doc = doc;
     *root = yaml_document_get_root_node(doc);
     if (*root) {  // a second document is an error (and so is a syntax error after the first)
         yaml_document_t next;
         if (!yaml_parser_load(&parser, &next)) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "YAML syntax error: %s", parser.problem ? parser.problem : "unknown problem");
-            if (x->setarg)
-                rc = fail(x, NULL, "%s", msg);
-            else if (x->err && x->errlen)
-                snprintf(x->err, x->errlen, "%s:%lu:%lu: %s", x->file, (unsigned long)parser.problem_mark.line + 1,
-                         (unsigned long)parser.problem_mark.column + 1, msg),
-                    rc = -1;
-            else
-                rc = -1;
+            rc = syntax_error(x, &parser);
         } else {
             yaml_node_t *r2 = yaml_document_get_root_node(&next);
             if (r2) rc = fail(x, r2, "a second YAML document ('---'): a config is one document");
             yaml_document_delete(&next);
         }
-        if (rc) {
-            yaml_document_delete(doc);
-            x->doc = NULL;
-        }
-    } else {
+    }
+    if (rc || !*root) {
         yaml_document_delete(doc);
         x->doc = NULL;
+        *root = NULL;
     }
     yaml_parser_delete(&parser);
     return rc;
 }
 
+// model.preset wherever it appears in the file (model: {preset: ...} or a top-level
+// model.preset: ...) is applied before every other key.
+static int apply_presets_first(Ctx *x, yaml_node_t *root) {
+    if (root->type != YAML_MAPPING_NODE) return 0;  // apply_mapping reports it
+    const Field *fp = find_field("model.preset");
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = node_at(x, pr->key), *v = node_at(x, pr->value);
+        if (!k || k->type != YAML_SCALAR_NODE || !v) continue;
+        if (!strcmp(scalar_text(k), "model.preset") && apply_node(x, fp, v)) return -1;
+        if (strcmp(scalar_text(k), "model") || v->type != YAML_MAPPING_NODE) continue;
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+            yaml_node_t *mk = node_at(x, q->key);
+            if (mk && mk->type == YAML_SCALAR_NODE && !strcmp(scalar_text(mk), "preset") &&
+                apply_node(x, fp, node_at(x, q->value)))
+                return -1;
+        }
+    }
+    x->presets_applied = true;
+    return 0;
+}
+
 int config_load_string(RunConfig *c, const char *yaml, size_t len, const char *name, char *err, size_t errlen) {
-    free_datasets(c->data.datasets, c->data.n_datasets);  // c must be initialised or zeroed
-    config_defaults(c);
+    config_defaults(c);  // c need not be initialised (datasets it held are not freed: config_free)
     Ctx x = {.file = name ? name : "<string>", .err = err, .errlen = errlen, .c = c};
     yaml_document_t doc;
     yaml_node_t *root = NULL;
     if (parse_yaml(&x, yaml, len, &doc, &root)) return -1;
     if (!root) return 0;  // empty file: the defaults
-    int rc = apply_mapping(&x, "", root);
+    int rc = apply_presets_first(&x, root);
+    if (!rc) rc = apply_mapping(&x, "", root);
     yaml_document_delete(&doc);
     return rc;
 }
@@ -1020,7 +1064,8 @@ int config_validate(const RunConfig *c, int world_size, char *err, size_t errlen
             return verr(err, errlen, "%s must be a finite number", f->key);
         if (f->type == T_ENUM || f->type == T_PRESET) {
             int v = (int)field_number(c, f);
-            if (!strcmp(enum_name(f->enums, v), "?")) return verr(err, errlen, "%s has an invalid value (%d)", f->key, v);
+            if (!strcmp(enum_name(f->enums, v), "?"))
+                return verr(err, errlen, "%s has an invalid value (%d)", f->key, v);
         }
         if (check_range(f, field_number(c, f), msg, sizeof(msg))) return verr(err, errlen, "%s", msg);
     }
@@ -1109,11 +1154,20 @@ int config_validate_data(const RunConfig *c, char *err, size_t errlen) {
 // ---------------------------------------------------------------------------------------------
 // Dump and diff
 
-// Shortest decimal that reads back as the same float.
+// Shortest decimal that reads back as the same float, spelled as a YAML 1.1 float (1.0, 1.0e-06)
+// so that other YAML readers see a number too.
 static void fmt_float(float v, char *buf, size_t n) {
+    char s[48];
     for (int p = 1; p <= 9; p++) {
-        snprintf(buf, n, "%.*g", p, v);
-        if (strtof(buf, NULL) == v) return;
+        snprintf(s, sizeof(s), "%.*g", p, v);
+        if (strtof(s, NULL) == v) break;
+    }
+    if (!strchr(s, '.')) {
+        char *e = strchr(s, 'e');
+        size_t at = e ? (size_t)(e - s) : strlen(s);
+        snprintf(buf, n, "%.*s.0%s", (int)at, s, s + at);
+    } else {
+        snprintf(buf, n, "%s", s);
     }
 }
 

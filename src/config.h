@@ -24,6 +24,8 @@
 //   ${VAR:-default} from the environment at load time ($$ is a literal $); the dump records the
 //   expanded paths. Shard entries are file paths or glob patterns, resolved by the data loader.
 // - data.datasets given in the file (or with --set) replaces the whole list; the default is empty.
+// - A dotted key at any level names the same key as the nested form (train.lr: 1e-4 at the top
+//   level is train: {lr: 1e-4}), as in --set.
 // - Single-field ranges (batch_size >= 1, mask_ratio in [0, 1), ...) are checked as each key is
 //   read, so errors carry the file and line; config_validate repeats them and adds cross-field
 //   checks (the program may also change fields between loading and validating).
@@ -106,8 +108,9 @@ void config_free(RunConfig *c);
 // Deep copy (dst must not hold datasets).
 void config_copy(RunConfig *dst, const RunConfig *src);
 
-// config_defaults(c), then the file. On error c still holds a valid (partially loaded) config
-// that config_free releases.
+// config_defaults(c), then the file. c need not be initialised; datasets it already holds are not
+// freed (config_free first to reuse a config). On error c still holds a valid (partially loaded)
+// config that config_free releases.
 int config_load(RunConfig *c, const char *path, char *err, size_t errlen);
 // Parse YAML text as if it were the file `name` (what config_load does after reading the file).
 int config_load_string(RunConfig *c, const char *yaml, size_t len, const char *name, char *err,

@@ -35,6 +35,8 @@ typedef struct {
     int n;                   // samples scheduled
     int pending;             // samples not finished yet
     int ready;
+    int replaced;            // samples replaced in this batch (atomic; added to the stats when
+                             // the batch is consumed, so stats do not count prefetched work)
 } Slot;
 
 typedef struct {
@@ -176,6 +178,7 @@ static int setup_batch(Loader *L, int64_t q) {
     sl->n = (int)n;
     sl->pending = (int)n;
     sl->ready = n == 0;
+    sl->replaced = 0;
     for (int i = 0; i < n; i++) sl->valid[i] = 1;
     L->q_setup = q + 1;
     L->cur_i = 0;
@@ -242,7 +245,7 @@ static void do_sample(Worker *w, Slot *sl, int i) {
         t = text_at(L, sl->epoch, (p + k) % L->M);
         if (load_image(w, t, &img, &sh, &gi) == 0) {
             ok = 1;
-            if (k > 0) __atomic_add_fetch(&L->n_replaced, 1, __ATOMIC_RELAXED);
+            if (k > 0) __atomic_add_fetch(&sl->replaced, 1, __ATOMIC_RELAXED);
             break;
         }
         if (L->cfg.skip_corrupt) break;
@@ -250,7 +253,6 @@ static void do_sample(Worker *w, Slot *sl, int i) {
     if (!ok) {
         if (L->cfg.skip_corrupt) {
             sl->valid[i] = 0;
-            __atomic_add_fetch(&L->n_skipped, 1, __ATOMIC_RELAXED);
             return;
         }
         pthread_mutex_lock(&L->mu);
@@ -539,6 +541,8 @@ int loader_next(Loader *L, Batch **out) {
         n++;
     }
     sl->b.B = n;
+    __atomic_add_fetch(&L->n_skipped, sl->n - n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&L->n_replaced, sl->replaced, __ATOMIC_RELAXED);
     *out = &sl->b;
     return 1;
 }

@@ -93,9 +93,9 @@ const char *loader_text_caption(const Loader *L, int64_t text);
 int64_t loader_text_image(const Loader *L, int64_t text);
 
 typedef struct {
-    int64_t corrupt_images;  // distinct images found unreadable/undecodable
-    int64_t replaced;        // samples replaced by the next valid one
-    int64_t skipped;         // samples dropped (skip_corrupt)
+    int64_t corrupt_images;  // distinct images found unreadable/undecodable (incl. prefetched)
+    int64_t replaced;        // samples replaced by the next valid one, in returned batches
+    int64_t skipped;         // samples dropped (skip_corrupt), in returned batches
 } LoaderStats;
 void loader_stats(const Loader *L, LoaderStats *s);
 

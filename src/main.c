@@ -3,6 +3,9 @@
 #include <string.h>
 
 #include "bench.h"
+#include "pack.h"
+#include "pretrain.h"
+#include "synth.h"
 #include "build_config.h"  // configure results (VLMAE_HAVE_*)
 
 typedef struct {
@@ -12,6 +15,9 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"synth", synth_main, "generate the synthetic image-text dataset (JSON + JPEG, as users have)"},
+    {"pack", pack_main, "pack annotations + images (albef, coco, vg, cc, sbu) into HDF5 shards"},
+    {"pretrain", pretrain_main, "pre-train VLMAE / ALBEF on shards, one MPI rank per device"},
     {"bench", bench_main, "step time, samples/s, MACs and MFU per objective (albef, vlmae)"},
 };
 

@@ -762,12 +762,13 @@ int synth_generate(const SynthOptions *o) {
             if (!refexp(&tmp, &r, sc, ob)) continue;
             int fg = sp == SPLIT_TRAIN ? F_GR_TRAIN : sp == SPLIT_VAL ? F_GR_VAL
                      : ob->shape == 0 ? F_GR_TESTA : F_GR_TESTB;
-            // Proposals: every object's box, slightly perturbed like a detector's, plus two
-            // random boxes, in random order.
+            // Proposals: every object's box, slightly perturbed like a detector's (about one
+            // pixel at 96 px), plus two random boxes, in random order.
             double props[MAXOBJ + 2][4];
             int np = 0;
+            const double jit = S / 96.0; // about a pixel at the default size
             for (int q = 0; q < sc->n; q++) {
-                for (int c = 0; c < 4; c++) props[np][c] = sc->o[q].box[c] + rng_range(&r, -1.0, 1.0);
+                for (int c = 0; c < 4; c++) props[np][c] = sc->o[q].box[c] + rng_range(&r, -jit, jit);
                 props[np][0] = MAX(props[np][0], 0.0);
                 props[np][1] = MAX(props[np][1], 0.0);
                 np++;

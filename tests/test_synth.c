@@ -1,0 +1,164 @@
+// test_synth.c: the synthetic dataset generator (src/synth.c).
+//
+// - Determinism: the same seed writes byte-identical files (every JSON file and every JPEG);
+//   another seed writes different ones; image k does not depend on --images.
+// - Every image decodes to size x size RGB; every annotation file is a JSON list.
+// - Command line: --help, and usage errors (exit 2) for bad or missing options.
+// The semantic checks (every caption, region, answer, statement and expression true of its
+// image) are in tests/test_synth.sh, which uses this program as a generator:
+//   test_synth --generate ARGS...   runs synth_main(ARGS) (when vlmae itself lacks `synth`).
+#define _POSIX_C_SOURCE 200809L // mkdtemp
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "image.h"
+#include "synth.h"
+
+static int failures = 0, checks = 0;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    failures++;
+}
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) fail(__VA_ARGS__);                                                            \
+    } while (0)
+
+static const char *JSON_FILES[] = {
+    "pretrain.json", "pretrain_heldout.json", "vg.json", "vg_heldout.json", "scenes.json",
+    "retrieval_train.json", "retrieval_val.json", "retrieval_test.json",
+    "vqa_train.json", "vqa_val.json", "vqa_test.json", "answer_list.json",
+    "ve_train.json", "ve_val.json", "ve_test.json",
+    "nlvr_train.json", "nlvr_val.json", "nlvr_test.json",
+    "grounding_train.json", "grounding_val.json", "grounding_testA.json", "grounding_testB.json"};
+#define NJSON (sizeof(JSON_FILES) / sizeof(*JSON_FILES))
+
+static int run(int n, ...) {
+    char *argv[32];
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    argv[n] = NULL;
+    return synth_main(n, argv);
+}
+
+// Whole file into memory; NULL if missing.
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = mallocCheck((size_t)sz + 1);
+    *n = fread(b, 1, (size_t)sz, f);
+    fclose(f);
+    b[*n] = 0;
+    return b;
+}
+
+// 1 same, 0 different, -1 a file missing.
+static int same_file(const char *dir_a, const char *dir_b, const char *name) {
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof(pa), "%s/%s", dir_a, name);
+    snprintf(pb, sizeof(pb), "%s/%s", dir_b, name);
+    size_t na, nb;
+    uint8_t *a = slurp(pa, &na), *b = slurp(pb, &nb);
+    int r = (!a || !b) ? -1 : (na == nb && !memcmp(a, b, na));
+    free(a);
+    free(b);
+    return r;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "--generate")) return synth_main(argc - 1, argv + 1);
+
+    char root[512];
+    const char *base = getenv("TMPDIR");
+    snprintf(root, sizeof(root), "%s/vlmae_test_synth_XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(root)) die("mkdtemp %s failed", root);
+    char a[600], b[600], c[600], d[600];
+    snprintf(a, sizeof(a), "%s/a", root);
+    snprintf(b, sizeof(b), "%s/b/nested", root); // --out creates missing parents
+    snprintf(c, sizeof(c), "%s/c", root);
+    snprintf(d, sizeof(d), "%s/d", root);
+
+    // Command line.
+    CHECK(run(2, "synth", "--help") == 0, "--help exits 0");
+    CHECK(run(3, "synth", "--images", "50") == 2, "missing --out is a usage error");
+    CHECK(run(5, "synth", "--out", a, "--images", "2") == 2, "--images 2 refused");
+    CHECK(run(5, "synth", "--out", a, "--size", "abc") == 2, "--size abc refused");
+    CHECK(run(5, "synth", "--out", a, "--bogus", "1") == 2, "unknown option refused");
+    CHECK(run(4, "synth", "--out", a, "--seed") == 2, "missing value refused");
+    CHECK(access(a, F_OK) != 0, "usage errors create nothing");
+
+    // Determinism.
+    CHECK(run(10, "synth", "--out", a, "--seed", "7", "--images", "60", "--size", "64", "--quiet") == 0, "generate a");
+    CHECK(run(10, "synth", "--out", b, "--seed", "7", "--images", "60", "--size", "64", "--quiet") == 0, "generate b");
+    CHECK(run(10, "synth", "--out", c, "--seed", "8", "--images", "60", "--size", "64", "--quiet") == 0, "generate c");
+    CHECK(run(10, "synth", "--out", d, "--seed", "7", "--images", "20", "--size", "64", "--quiet") == 0, "generate d");
+    for (size_t k = 0; k < NJSON; k++) {
+        CHECK(same_file(a, b, JSON_FILES[k]) == 1, "same seed, same %s", JSON_FILES[k]);
+    }
+    int images_same = 1;
+    for (int i = 1; i <= 60; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "images/%06d.jpg", i);
+        images_same &= same_file(a, b, name) == 1;
+    }
+    CHECK(images_same, "same seed, same 60 JPEGs");
+    CHECK(same_file(a, c, "pretrain.json") == 0 && same_file(a, c, "images/000001.jpg") == 0 &&
+              same_file(a, c, "scenes.json") == 0,
+          "another seed, other data");
+    CHECK(same_file(a, d, "images/000005.jpg") == 1, "image 5 does not depend on --images");
+
+    // Images decode; JSON files are lists (the full parse is in test_synth.sh).
+    int decoded = 1;
+    for (int i = 1; i <= 60; i++) {
+        char path[1024], err[256];
+        snprintf(path, sizeof(path), "%s/images/%06d.jpg", a, i);
+        Image im;
+        if (image_read_file(path, &im, err, sizeof(err)) != 0 || im.w != 64 || im.h != 64 || im.c != 3) {
+            fail("image %s: %s", path, err);
+            decoded = 0;
+        }
+        image_free(&im);
+    }
+    CHECK(decoded, "every image decodes to 64x64 RGB");
+    for (size_t k = 0; k < NJSON; k++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", a, JSON_FILES[k]);
+        size_t n;
+        char *s = (char *)slurp(path, &n);
+        CHECK(s && n >= 4 && s[0] == '[' && s[n - 2] == ']' && s[n - 1] == '\n', "%s is a JSON list", JSON_FILES[k]);
+        free(s);
+    }
+    // 60 images: 48 train, 6 val, 6 test; 3 pre-training captions per train image.
+    size_t n;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/pretrain.json", a);
+    char *s = (char *)slurp(path, &n);
+    int entries = 0;
+    for (char *p = s; p && (p = strstr(p, "\"caption\"")); p++) entries++;
+    CHECK(entries == 48 * 3, "pretrain.json: %d entries, want 144", entries);
+    free(s);
+
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", root);
+    printf("test_synth: %d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
