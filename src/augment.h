@@ -46,7 +46,7 @@ typedef struct AugmentOptions {
     int hflip;                    // 1
     float hflip_p;                // 0.5
     int randaug;                  // 1
-    int randaug_n;                // ops per image: 2
+    int randaug_n;                // ops per image: 2 (at most 16)
     int randaug_m;                // magnitude 0..10: 7
     float randaug_p;              // probability each drawn op is applied: 0.5
     int color_jitter;             // 1

@@ -1,4 +1,5 @@
 // checkpoint.c: HDF5 training checkpoints (layout and guarantees in checkpoint.h).
+#define _GNU_SOURCE  // mmap, fsync, strdup, nftw, mkdtemp
 #include "checkpoint.h"
 
 #include <dirent.h>
@@ -732,7 +733,7 @@ static int list_checkpoints(const char *run_dir, Found **out) {
         n++;
     }
     closedir(d);
-    qsort(v, (size_t)n, sizeof(Found), cmp_found_desc);
+    if (n > 1) qsort(v, (size_t)n, sizeof(Found), cmp_found_desc);
     *out = v;
     return n;
 }

@@ -1215,7 +1215,6 @@ int pack_main(int argc, char **argv) {
     ShardWriter *w = NULL;
     int64_t cur = -1;  // index into todo of the open shard
     double last = now_s(), tstart = now_s();
-    long long shard_img0 = 0;
     for (int64_t j = 0; j < njobs; j++) {
         // Open the next shard when j is its first job.
         if (!failed && (cur + 1 < ntodo && job_shard[cur + 1] == j)) {
@@ -1227,7 +1226,6 @@ int pack_main(int argc, char **argv) {
                 fprintf(stderr, "vlmae pack: %s\n", err);
                 failed = 1;
             }
-            shard_img0 = st.count[ST_OK];
         }
         pthread_mutex_lock(&p.mu);
         while (!p.ready[j % p.window]) pthread_cond_wait(&p.cv_ready, &p.mu);
@@ -1277,7 +1275,6 @@ int pack_main(int argc, char **argv) {
                     fprintf(stderr, "pack: wrote %s (%lld images, %lld captions)\n", path, nimg, ntxt);
             }
             w = NULL;
-            (void)shard_img0;
         }
         double t = now_s();
         if (!o.quiet && o.progress_s > 0 && t - last >= o.progress_s) {
@@ -1334,12 +1331,14 @@ int pack_main(int argc, char **argv) {
             "no caption left %lld)\n",
             skipped, st.count[ST_MISSING], st.count[ST_TRUNCATED], st.count[ST_UNDECODABLE],
             st.count[ST_NO_TEXT]);
+    char small[96] = "";
+    if (o.min_region_frac > 0)
+        snprintf(small, sizeof small, ", %lld regions under %g%% of the image",
+                 st.dropped_small + L.small_regions, 100 * o.min_region_frac);
     fprintf(stderr,
-            "pack: report: dropped captions: %lld empty after clean-up, %lld regions under %.0f%% "
-            "of the image, %lld boxes outside the image; %lld annotation images without captions, "
-            "%lld malformed annotation entries\n",
-            st.dropped_empty, st.dropped_small + L.small_regions, 100 * o.min_region_frac,
-            st.dropped_badbox, L.no_text_items, L.bad_entries);
+            "pack: report: dropped captions: %lld empty after clean-up%s, %lld boxes outside the "
+            "image; %lld annotation images without captions, %lld malformed annotation entries\n",
+            st.dropped_empty, small, st.dropped_badbox, L.no_text_items, L.bad_entries);
     for (int s = ST_MISSING; s < ST_NUM; s++) {
         for (long long k = 0; k < st.count[s] && k < NEXAMPLES; k++)
             fprintf(stderr, "pack: report: %s: %s\n", st_name[s], st.examples[s][k]);

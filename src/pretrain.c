@@ -71,7 +71,10 @@ static void usage(FILE *f) {
             "  --set KEY=VALUE     override one config key, e.g. --set train.batch_size=48\n"
             "  --run-dir DIR       run directory (default runs/CONFIG-NAME)\n"
             "  --resume auto       continue from the newest complete checkpoint in DIR, if any\n"
-            "  --resume PATH       continue from this checkpoint\n");
+            "  --resume PATH       continue from this checkpoint\n"
+            "  --stop-after N      checkpoint and stop after step N (the schedule is unchanged)\n"
+            "  --check-sync N      every N steps, verify that parameters, momentum copies and queues\n"
+            "                      are bit-identical on all ranks (stops with an error if not)\n");
 }
 
 // Planning batch: the shapes of the real ones, valid ids, worst-case masks (step_create).
@@ -108,6 +111,27 @@ typedef struct {
     Loader *L;
 } Run;
 
+// FNV-1a over the bytes of x.
+static uint64_t fnv1a(uint64_t h, const void *x, size_t n) {
+    const unsigned char *p = x;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+// Every rank hashes its parameters, momentum copies, queues and queue pointer; all must agree.
+static int model_in_sync(const Dist *d, const Model *m) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    size_t qn = (size_t)m->cfg.queue_size * m->cfg.embed_dim * sizeof(float);
+    h = fnv1a(h, m->params.data, m->params.total * sizeof(float));
+    h = fnv1a(h, m->momentum.data, m->momentum.total * sizeof(float));
+    h = fnv1a(h, m->image_queue, qn);
+    h = fnv1a(h, m->text_queue, qn);
+    h = fnv1a(h, &m->queue_ptr, sizeof(m->queue_ptr));
+    uint64_t h0 = h;
+    dist_bcast_bytes(d, &h0, sizeof(h0), 0);
+    return !dist_any(d, h0 != h);
+}
+
 // Rank 0 writes; every rank learns whether it worked.
 static int save_checkpoint(Run *r) {
     int ok = 1;
@@ -136,10 +160,12 @@ static int save_checkpoint(Run *r) {
 
 int pretrain_main(int argc, char **argv) {
     const char *config_path = NULL, *run_dir_opt = NULL, *resume = NULL;
+    int64_t stop_after = 0, check_sync = 0;
     const char **sets = callocCheck((size_t)argc, sizeof(char *));
     int n_sets = 0;
     static struct option opts[] = {{"config", 1, 0, 'c'}, {"set", 1, 0, 's'}, {"run-dir", 1, 0, 'r'},
-                                   {"resume", 1, 0, 'R'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                   {"resume", 1, 0, 'R'}, {"stop-after", 1, 0, 'S'},
+                                   {"check-sync", 1, 0, 'C'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -148,6 +174,8 @@ int pretrain_main(int argc, char **argv) {
         case 's': sets[n_sets++] = optarg; break;
         case 'r': run_dir_opt = optarg; break;
         case 'R': resume = optarg; break;
+        case 'S': stop_after = atoll(optarg); break;
+        case 'C': check_sync = atoll(optarg); break;
         case 'h': usage(stdout); free(sets); return 0;
         default: usage(stderr); free(sets); return 2;
         }
@@ -371,11 +399,20 @@ int pretrain_main(int argc, char **argv) {
             win_steps = 0;
             t_win = now;
         }
-        if ((rc.train.ckpt_every > 0 && s % rc.train.ckpt_every == 0) || s == total) {
+        if (check_sync > 0 && s % check_sync == 0 && !model_in_sync(&d, &m)) {
+            if (R0) fprintf(stderr, "vlmae pretrain: ranks diverged at step %lld (parameters, momentum or queues differ)\n", (long long)s);
+            status = 5;
+            break;
+        }
+        if ((rc.train.ckpt_every > 0 && s % rc.train.ckpt_every == 0) || s == total || s == stop_after) {
             if (!save_checkpoint(&run)) {
                 status = 4;
                 break;
             }
+        }
+        if (s == stop_after) {
+            if (R0) printf("stopped after step %lld (--stop-after)\n", (long long)s);
+            break;
         }
     }
     if (R0 && status == 0) {

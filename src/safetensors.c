@@ -1,4 +1,5 @@
 // safetensors.c: safetensors reader (mmap + validation) and F32 writer (see safetensors.h).
+#define _GNU_SOURCE  // mmap, fsync, strdup, nftw, mkdtemp
 #include "safetensors.h"
 
 #include <errno.h>
@@ -444,7 +445,7 @@ int st_write_f32(const char *path, const StWriteTensor *ts, int count, const cha
     for (int i = 0; ok && i < count; i++) {
         size_t numel = 1;
         for (int k = 0; k < ts[i].ndim; k++) numel *= (size_t)ts[i].shape[k];
-        ok = fwrite(ts[i].data, sizeof(float), numel, f) == numel;
+        ok = numel == 0 || fwrite(ts[i].data, sizeof(float), numel, f) == numel;
     }
     int e = errno;
     if (ok && fflush(f) != 0) ok = 0, e = errno;

@@ -218,6 +218,7 @@ static int write_ds(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int r
         return -1;
     }
     H5Pset_layout(dcpl, H5D_CONTIGUOUS);
+    H5Pset_obj_track_times(dcpl, 0);  // no timestamps: same input => byte-identical shard
     if (contiguous_early) {
         H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
@@ -261,7 +262,10 @@ static int write_attr_str(hid_t loc, const char *name, const char *s) {
 static int write_hdf5(ShardWriter *w, char *err, size_t errlen) {
     char h5msg[256];
     const uint64_t N = (uint64_t)w->nimg, M = (uint64_t)w->ntext;
-    hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    H5Pclose(fcpl);
     if (f < 0) {
         set_err(err, errlen, "%s: cannot create %s: %s", w->path, w->tmp, h5_last_error(h5msg));
         return -1;
@@ -283,8 +287,11 @@ static int write_hdf5(ShardWriter *w, char *err, size_t errlen) {
         "attribute vocab_hash");
     TRY(write_attr_str(f, "dataset", w->dataset), "attribute dataset");
     if (rc == 0) {
-        gi = H5Gcreate2(f, "images", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        gt = H5Gcreate2(f, "texts", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+        H5Pset_obj_track_times(gcpl, 0);
+        gi = H5Gcreate2(f, "images", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+        gt = H5Gcreate2(f, "texts", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+        H5Pclose(gcpl);
         if (gi < 0 || gt < 0) {
             rc = -1;
             what = "groups";

@@ -846,7 +846,7 @@ int synth_generate(const SynthOptions *o) {
 }
 
 static void usage(FILE *f) {
-    fputs("usage: vlmae synth --out DIR [--seed N] [--images N] [--size PX] [--quality Q]\n"
+    fputs("usage: vlmae synth --out DIR [--seed N] [--images N] [--size PX] [--quality Q] [--quiet]\n"
           "\n"
           "Generate the synthetic shapes dataset (deterministic from the seed): JPEG images in\n"
           "DIR/images and ALBEF-style JSON annotations for pre-training (pretrain.json, vg.json\n"

@@ -1,5 +1,6 @@
 // weights_import.c: timm ViT / HF BERT safetensors -> our parameters, and safetensors export
 // (name mapping in weights_import.h).
+#define _GNU_SOURCE  // mmap, fsync, strdup, nftw, mkdtemp
 #include "weights_import.h"
 
 #include <math.h>
@@ -89,7 +90,7 @@ typedef struct {
     float *buf;            // scratch for one file tensor
     size_t buf_n;
     NameList ignored, unexpected, skipped;
-    char notes[512];       // resize/truncation remarks
+    char notes[1024];      // resize/truncation remarks
 } Imp;
 
 static int ifail(Imp *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -425,17 +426,33 @@ int import_bert_hf(Model *m, const char *path, char *msg, size_t msglen) {
     if (truncated_pos) note(&im, "position table %d -> %d rows (max_text_len)", truncated_pos, c->max_text_len);
     if (max_layer >= 0) note(&im, "the file has %d layers, the model %d (%d text + %d fusion)", max_layer + 1, L_model,
                              c->text_layers, c->fusion_layers);
-    // Parameters of the text side left as initialised: cross-attention (expected) and others.
+    // Parameters of the text side left as initialised: cross-attention (expected), whole layers
+    // the file does not have, the MLM head of a BertModel file, and single tensors.
     NameList fresh_cross = {0}, missing = {0};
+    int *layer_loaded = calloc((size_t)L_model, sizeof(int)), mlm_loaded = 0, first_empty = -1, n_empty = 0;
+    for (int i = 0; i < m->params.count; i++) {
+        const char *pn = m->params.p[i].name;
+        if (!im.loaded[i]) continue;
+        if (starts(pn, "bert.layers.")) layer_loaded[atoi(pn + 12)]++;
+        if (starts(pn, "mlm.")) mlm_loaded++;
+    }
+    for (int l = 0; l < L_model; l++)
+        if (!layer_loaded[l]) n_empty++, first_empty = first_empty < 0 ? l : first_empty;
     for (int i = 0; i < m->params.count; i++) {
         const char *pn = m->params.p[i].name;
         if (im.loaded[i] || !(starts(pn, "bert.") || starts(pn, "mlm."))) continue;
         if (strstr(pn, ".cross.")) nl_add(&fresh_cross, pn);
+        else if (starts(pn, "bert.layers.") && !layer_loaded[atoi(pn + 12)]) continue;  // reported per layer
+        else if (starts(pn, "mlm.") && !mlm_loaded) continue;                          // reported as a whole
         else nl_add(&missing, pn);
     }
+    free(layer_loaded);
     if (fresh_cross.n)
         note(&im, "cross-attention of the %d fusion layers left freshly initialised (%d tensors)", c->fusion_layers,
              fresh_cross.n);
+    if (n_empty == 1) note(&im, "layer %d not in the file, left as initialised", first_empty);
+    else if (n_empty) note(&im, "%d layers (from layer %d) not in the file, left as initialised", n_empty, first_empty);
+    if (!mlm_loaded) note(&im, "no MLM head in the file (cls.predictions.*): mlm.* left as initialised");
     summary(&im, "HF BERT -> text encoder, fusion layers, MLM head", "not in the file, left as initialised", &missing);
     rc = 0;
 out:

@@ -7,6 +7,7 @@
 // incomplete and garbage files, picks the newest); prune; failed saves (missing directory, parent
 // is a file, "disk full" through RLIMIT_FSIZE, read-only directory when not root) leave the previous
 // checkpoint untouched and no .tmp behind.
+#define _GNU_SOURCE  // mmap, fsync, strdup, nftw, mkdtemp
 #include <errno.h>
 #include <ftw.h>
 #include <hdf5.h>

@@ -260,9 +260,9 @@ static void test_png(void) {
     image_free(&dec);
 
     // Truncated PNG: error, not a crash.
-    uint8_t *bytes;
-    size_t n;
-    read_all(path, &bytes, &n);
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    if (read_all(path, &bytes, &n) != 0 || n < 100) die("cannot read back %s", path);
     size_t cuts[] = {8, 20, 40, n / 2, n - 30};
     for (size_t k = 0; k < sizeof(cuts) / sizeof(*cuts); k++) {
         int rc = image_decode(bytes, cuts[k], &dec, err, sizeof(err));

@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_synth.sh: the synthetic dataset means what it says. Generates 400 images (seed 3) with
-# `vlmae synth` (or tests/test_synth --generate while vlmae has no synth subcommand) and checks
-# with Python (json + re; PIL if present for pixels):
+# `vlmae synth` (or tests/test_synth_files --generate when vlmae has no synth subcommand) and
+# checks with Python (json + re; PIL if present for pixels):
 # - every file parses as a JSON list, every referenced image exists, splits are disjoint;
 # - every caption (pre-training, held-out, retrieval, VE entailment) is true of its scene: each
 #   noun phrase names an object there with that size/colour/position, counts and background
@@ -27,7 +27,7 @@ trap 'rm -rf "$dir"' EXIT
 if "$build/vlmae" synth --help >/dev/null 2>&1; then
     gen="$build/vlmae synth"
 else
-    gen="$build/tests/test_synth --generate"
+    gen="$build/tests/test_synth_files --generate"
 fi
 $gen --out "$dir/data" --seed 3 --images 400 --size 96
 cat >"$dir/check_synth.py" <<'PYEOF'

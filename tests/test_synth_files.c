@@ -1,4 +1,4 @@
-// test_synth.c: the synthetic dataset generator (src/synth.c).
+// test_synth_files.c: the synthetic dataset generator (src/synth.c): files and command line.
 //
 // - Determinism: the same seed writes byte-identical files (every JSON file and every JPEG);
 //   another seed writes different ones; image k does not depend on --images.
@@ -6,7 +6,7 @@
 // - Command line: --help, and usage errors (exit 2) for bad or missing options.
 // The semantic checks (every caption, region, answer, statement and expression true of its
 // image) are in tests/test_synth.sh, which uses this program as a generator:
-//   test_synth --generate ARGS...   runs synth_main(ARGS) (when vlmae itself lacks `synth`).
+//   test_synth_files --generate ARGS...   runs synth_main(ARGS) (when vlmae lacks `synth`).
 #define _POSIX_C_SOURCE 200809L // mkdtemp
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,6 +159,6 @@ int main(int argc, char **argv) {
     char cmd[1200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", root);
-    printf("test_synth: %d checks, %d failures\n", checks, failures);
+    printf("test_synth_files: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }
