@@ -65,7 +65,7 @@ void dist_finalize(Dist *d) {
     d->initialized_mpi = 0;
 }
 
-void dist_allreduce_mean(const Dist *d, float *x, size_t n) {
+void dist_allreduce_sum(const Dist *d, float *x, size_t n) {
     if (d->world == 1) return;
 #if VLMAE_HAVE_MPI
     // MPI counts are int: reduce in chunks.
@@ -74,6 +74,15 @@ void dist_allreduce_mean(const Dist *d, float *x, size_t n) {
         int cnt = (int)(n - off < chunk ? n - off : chunk);
         mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     }
+#else
+    (void)x, (void)n;
+#endif
+}
+
+void dist_allreduce_mean(const Dist *d, float *x, size_t n) {
+    if (d->world == 1) return;
+    dist_allreduce_sum(d, x, n);
+#if VLMAE_HAVE_MPI
     float inv = 1.0f / (float)d->world;
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++) x[i] *= inv;

@@ -17,6 +17,8 @@ void dist_init(Dist *d, int *argc, char ***argv);
 void dist_finalize(Dist *d);
 // In place: x (n) <- mean over ranks of x.
 void dist_allreduce_mean(const Dist *d, float *x, size_t n);
+// In place: x (n) <- sum over ranks of x.
+void dist_allreduce_sum(const Dist *d, float *x, size_t n);
 // recv (world * n) <- every rank's send (n), in rank order.
 void dist_allgather(const Dist *d, const float *send, float *recv, size_t n);
 // Logical OR of a flag over ranks (every rank gets the same answer).

@@ -55,6 +55,8 @@ struct Loader {
     int64_t *text_base;      // nshards+1 cumulative texts
     int64_t *image_base;     // nshards+1 cumulative images
     int64_t M, NI;
+    int64_t NS;              // samples: M (texts) or NI (images, cfg.by_image)
+    int64_t *first_text;     // by_image: first text of each global image (-1 = none)
     int64_t steps;           // per epoch (train) / per pass (eval)
     int B, W, T, S;          // batch, world, text len, image size
     unsigned char *bad;      // per global image: 1 = known corrupt (atomic access)
@@ -131,12 +133,12 @@ static void make_perm(Loader *L, int64_t epoch) {
     if (L->perm_epoch[k] == epoch) return;
     Rng r;
     rng_seed_stream(&r, L->cfg.seed, (uint64_t)epoch, ~(uint64_t)0);
-    rng_permutation_i32(&r, L->perm[k], (size_t)L->M);
+    rng_permutation_i32(&r, L->perm[k], (size_t)L->NS);
     L->perm_epoch[k] = epoch;
 }
 
-// Text index at position p of epoch e's order.
-static int64_t text_at(const Loader *L, int64_t epoch, int64_t p) {
+// Sample (text, or image with by_image) at position p of epoch e's order.
+static int64_t sample_at(const Loader *L, int64_t epoch, int64_t p) {
     if (L->cfg.eval) return p;
     return L->perm[epoch & 1][p];
 }
@@ -150,6 +152,16 @@ static int shard_of_text(const Loader *L, int64_t t) {
         else hi = mid - 1;
     }
     return lo;
+}
+
+static int shard_of_image(const Loader *L, int64_t gi) {
+    int lo = 0, hi = L->nshards - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (L->image_base[mid] <= gi) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;  // (an empty shard never wins: the next one has the same base and a larger index)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,7 +181,7 @@ static int setup_batch(Loader *L, int64_t q) {
     }
     Slot *sl = &L->slots[q % L->P];
     int64_t p0 = s * (int64_t)L->B * L->W + (int64_t)L->cfg.rank * L->B;
-    int64_t n = L->M - p0;
+    int64_t n = L->NS - p0;
     if (n > L->B) n = L->B;
     if (n < 0) n = 0;
     sl->pos0 = p0;
@@ -213,16 +225,25 @@ static void report_corrupt(Loader *L, int sh, int64_t local_img, const char *why
                 L->cfg.skip_corrupt ? "skipped" : "replaced by the next valid sample");
 }
 
-// Load and decode the image of text t into *img. Returns 0, or -1 if the image is corrupt.
-static int load_image(Worker *w, int64_t t, Image *img, int *sh_out, int64_t *img_out) {
+// Where sample s lives: its text (-1 if none), shard, image row in the shard, global image.
+static void locate(const Loader *L, int64_t smp, int64_t *t, int *sh, int64_t *li, int64_t *gi) {
+    if (L->cfg.by_image) {
+        *gi = smp;
+        *t = L->first_text[smp];
+        *sh = shard_of_image(L, smp);
+        *li = smp - L->image_base[*sh];
+    } else {
+        *t = smp;
+        *sh = shard_of_text(L, smp);
+        *li = shard_text_image(L->shards[*sh], smp - L->text_base[*sh]);
+        *gi = L->image_base[*sh] + *li;
+    }
+}
+
+// Load and decode image li of shard sh (global gi) into *img. Returns 0, or -1 if corrupt.
+static int load_image(Worker *w, int sh, int64_t li, int64_t gi, Image *img) {
     Loader *L = w->L;
-    int sh = shard_of_text(L, t);
     const Shard *s = L->shards[sh];
-    int64_t lt = t - L->text_base[sh];
-    int64_t li = shard_text_image(s, lt);
-    int64_t gi = L->image_base[sh] + li;
-    *sh_out = sh;
-    *img_out = gi;
     if (__atomic_load_n(&L->bad[gi], __ATOMIC_RELAXED)) return -1;
     char err[512];
     int64_t n = shard_read_image(s, li, w->jpeg, w->jpeg_cap, err, sizeof err);
@@ -237,13 +258,20 @@ static int load_image(Worker *w, int64_t t, Image *img, int *sh_out, int64_t *im
 static void do_sample(Worker *w, Slot *sl, int i) {
     Loader *L = w->L;
     const int64_t p = sl->pos0 + i;
+    const size_t npx = (size_t)3 * L->S * L->S;
+    float *out = sl->b.image + (size_t)i * npx;
     Image img = {0};
     int sh = 0;
-    int64_t gi = 0, t = 0;
+    int64_t gi = 0, t = 0, li = 0;
     int ok = 0;
-    for (int k = 0; k < MAX_REPLACE_TRIES && k < L->M; k++) {
-        t = text_at(L, sl->epoch, (p + k) % L->M);
-        if (load_image(w, t, &img, &sh, &gi) == 0) {
+    if (L->cfg.no_images) {
+        locate(L, sample_at(L, sl->epoch, p), &t, &sh, &li, &gi);
+        memset(out, 0, npx * sizeof(float));
+        ok = 1;
+    }
+    for (int k = 0; !ok && k < MAX_REPLACE_TRIES && k < L->NS; k++) {
+        locate(L, sample_at(L, sl->epoch, (p + k) % L->NS), &t, &sh, &li, &gi);
+        if (load_image(w, sh, li, gi, &img) == 0) {
             ok = 1;
             if (k > 0) __atomic_add_fetch(&sl->replaced, 1, __ATOMIC_RELAXED);
             break;
@@ -268,14 +296,15 @@ static void do_sample(Worker *w, Slot *sl, int i) {
         pthread_mutex_unlock(&L->mu);
         return;
     }
-    const Shard *s = L->shards[sh];
-    int64_t lt = t - L->text_base[sh];
-    const size_t npx = (size_t)3 * L->S * L->S;
-    float *out = sl->b.image + (size_t)i * npx;
-    float box_in[4];
-    shard_text_box(s, lt, box_in);
+    // the text: with by_image, an image's first caption (none: empty caption, no box)
+    int tsh = t >= 0 ? shard_of_text(L, t) : 0;
+    int64_t lt = t >= 0 ? t - L->text_base[tsh] : 0;
+    float box_in[4] = {NAN, NAN, NAN, NAN};
+    if (t >= 0) shard_text_box(L->shards[tsh], lt, box_in);
     float *box_out = sl->b.box + 4 * i;
-    if (L->cfg.eval) {
+    if (L->cfg.no_images) {
+        memcpy(box_out, box_in, sizeof box_in);
+    } else if (L->cfg.eval) {
         augment_eval_ws(&img, L->S, &w->work, out);
         memcpy(box_out, box_in, sizeof box_in);  // a plain resize keeps normalised boxes
     } else {
@@ -285,7 +314,7 @@ static void do_sample(Worker *w, Slot *sl, int i) {
         if (isnan(box_in[0])) box_out[0] = box_out[1] = box_out[2] = box_out[3] = NAN;
     }
     image_free(&img);
-    const char *cap = shard_text_caption(s, lt, NULL);
+    const char *cap = t >= 0 ? shard_text_caption(L->shards[tsh], lt, NULL) : "";
     tokenizer_encode_padded(L->cfg.tok, cap, sl->b.text_ids + (size_t)i * L->T,
                             sl->b.text_mask + (size_t)i * L->T, L->T);
     sl->b.image_id[i] = gi;
@@ -329,6 +358,7 @@ static void free_loader(Loader *L) {
     free(L->text_base);
     free(L->image_base);
     free(L->bad);
+    free(L->first_text);
     free(L->perm[0]);
     free(L->perm[1]);
     if (L->slots) {
@@ -408,25 +438,38 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errlen) {
         set_err(err, errlen, "loader: the %d shard(s) hold no texts", L->nshards);
         goto fail;
     }
-    if (L->M > INT32_MAX) {
-        set_err(err, errlen, "loader: %lld texts exceed the 2^31 limit", (long long)L->M);
+    if (L->M > INT32_MAX || L->NI > INT32_MAX) {
+        set_err(err, errlen, "loader: %lld texts / %lld images exceed the 2^31 limit",
+                (long long)L->M, (long long)L->NI);
         goto fail;
+    }
+    L->NS = cfg->by_image ? L->NI : L->M;
+    if (cfg->by_image) {
+        L->first_text = malloc((size_t)(L->NI ? L->NI : 1) * sizeof(int64_t));
+        if (!L->first_text) goto oom;
+        for (int64_t g = 0; g < L->NI; g++) L->first_text[g] = -1;
+        for (int i = 0; i < L->nshards; i++) {
+            for (int64_t lt = shard_num_texts(L->shards[i]) - 1; lt >= 0; lt--) {
+                int64_t g = L->image_base[i] + shard_text_image(L->shards[i], lt);
+                L->first_text[g] = L->text_base[i] + lt;
+            }
+        }
     }
     {
         int64_t gb = (int64_t)L->B * L->W;
-        if (cfg->eval || !cfg->drop_last) L->steps = (L->M + gb - 1) / gb;
-        else L->steps = L->M / gb;
+        if (cfg->eval || !cfg->drop_last) L->steps = (L->NS + gb - 1) / gb;
+        else L->steps = L->NS / gb;
         if (L->steps == 0) {
             set_err(err, errlen, "loader: %lld samples are fewer than one global batch (%d x %d "
-                    "ranks) and drop_last is set", (long long)L->M, L->B, L->W);
+                    "ranks) and drop_last is set", (long long)L->NS, L->B, L->W);
             goto fail;
         }
     }
     L->bad = calloc((size_t)L->NI + 1, 1);
     if (!L->bad) goto oom;
     if (!cfg->eval) {
-        L->perm[0] = malloc((size_t)L->M * sizeof(int32_t));
-        L->perm[1] = malloc((size_t)L->M * sizeof(int32_t));
+        L->perm[0] = malloc((size_t)L->NS * sizeof(int32_t));
+        L->perm[1] = malloc((size_t)L->NS * sizeof(int32_t));
         if (!L->perm[0] || !L->perm[1]) goto oom;
     }
     L->perm_epoch[0] = L->perm_epoch[1] = -1;
@@ -582,6 +625,7 @@ int loader_seek(Loader *L, int64_t epoch, int64_t step) {
 
 int64_t loader_steps_per_epoch(const Loader *L) { return L->steps; }
 int64_t loader_num_texts(const Loader *L) { return L->M; }
+int64_t loader_num_samples(const Loader *L) { return L->NS; }
 int64_t loader_num_images(const Loader *L) { return L->NI; }
 
 const int64_t *loader_batch_texts(const Batch *b) { return ((const Slot *)b)->texts; }

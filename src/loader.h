@@ -17,7 +17,8 @@
 //
 // Eval mode (cfg.eval): identity order, no augmentation (plain bicubic resize), every sample once
 // over the W ranks with the same slicing, last batches short; loader_next returns 0 after the
-// pass; loader_seek(0, 0) starts another pass.
+// pass; loader_seek(0, 0) starts another pass. For retrieval, by_image makes the samples the
+// images (each once, for image features) and no_images gives a text-only pass (text features).
 //
 // Worker threads decode + augment + tokenize samples straight into the batch buffers of a ring of
 // `prefetch` batches, ahead of the consumer. Buffers (batches, compressed-image buffer sized to
@@ -55,6 +56,9 @@ typedef struct {
     int eval;                   // eval mode (see above)
     int skip_corrupt;           // 1: drop corrupt samples; 0: replace by the next valid one
     int quiet;                  // 1: do not print corrupt-sample reports
+    int by_image;               // samples are the images (each once, with its first caption;
+                                // no box), e.g. for retrieval image features; default: texts
+    int no_images;              // skip image reading/decoding (text-only pass: images are 0)
 } LoaderConfig;
 
 // Defaults: world 1, batch 32, seed 0, image 256, max_len 25, augment_defaults, 4 threads,
@@ -81,10 +85,12 @@ void loader_position(const Loader *L, int64_t *epoch, int64_t *step);
 int loader_seek(Loader *L, int64_t epoch, int64_t step);
 
 int64_t loader_steps_per_epoch(const Loader *L);
+int64_t loader_num_samples(const Loader *L);  // texts, or images with by_image
 int64_t loader_num_texts(const Loader *L);    // M, all shards
 int64_t loader_num_images(const Loader *L);
 
-// Global text index of each sample of a batch returned by loader_next (b->B entries).
+// Global text index of each sample of a batch returned by loader_next (b->B entries; -1 for an
+// image without captions in by_image mode). The global image index is b->image_id.
 const int64_t *loader_batch_texts(const Batch *b);
 // (epoch, step) of a batch returned by loader_next.
 void loader_batch_position(const Batch *b, int64_t *epoch, int64_t *step);

@@ -1,8 +1,11 @@
 // main.c: the vlmae command line — one subcommand per job a user runs; each lives in its own file.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
+#include "demo.h"
 #include "pack.h"
 #include "pretrain.h"
 #include "synth.h"
@@ -15,6 +18,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"demo", demo_main, "the whole pipeline on synthetic data with a tiny model on the CPU (minutes)"},
     {"synth", synth_main, "generate the synthetic image-text dataset (JSON + JPEG, as users have)"},
     {"pack", pack_main, "pack annotations + images (albef, coco, vg, cc, sbu) into HDF5 shards"},
     {"pretrain", pretrain_main, "pre-train VLMAE / ALBEF on shards, one MPI rank per device"},
@@ -29,7 +33,18 @@ static void usage(FILE *f) {
             VLMAE_HAVE_CUDA ? "yes" : "no", VLMAE_HAVE_NCCL ? "yes" : "no");
 }
 
+// OpenMP workers that spin between parallel regions starve the data loader's threads (measured:
+// 3.6 vs 193 samples/s for the tiny model on 2 cores). libgomp reads OMP_WAIT_POLICY before main
+// runs, so when the user has not chosen one, set it and restart this program once.
+static void prefer_passive_openmp(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("VLMAE_NO_REEXEC")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("VLMAE_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);  // on failure, carry on with the default policy
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_openmp(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

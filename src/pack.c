@@ -862,11 +862,17 @@ static void result_clear(Result *r) {
     memset(r, 0, sizeof *r);
 }
 
-static char *join_path(const PackOptions *o, const char *p) {
+// The annotation path without --strip-prefix: what is joined to --images and stored as the key.
+static const char *stripped(const PackOptions *o, const char *p) {
     if (o->strip_prefix) {
         size_t n = strlen(o->strip_prefix);
         if (!strncmp(p, o->strip_prefix, n)) p += n;
     }
+    return p;
+}
+
+static char *join_path(const PackOptions *o, const char *p) {
+    p = stripped(o, p);
     if (p[0] == '/' || !o->images || !o->images[0]) return strdup(p);
     size_t a = strlen(o->images), b = strlen(p);
     char *s = malloc(a + b + 2);
@@ -1244,7 +1250,8 @@ int pack_main(int argc, char **argv) {
         } else if (!failed) {
             char err[1024];
             const PackItem *it = &L.items[jobs[j]];
-            int64_t row = shard_writer_add_image(w, r.bytes, r.n, r.h, r.w, it->path, err, sizeof err);
+            int64_t row = shard_writer_add_image(w, r.bytes, r.n, r.h, r.w, stripped(&o, it->path),
+                                                 err, sizeof err);
             for (int k = 0; k < r.ntext && row >= 0; k++) {
                 if (shard_writer_add_text(w, (uint32_t)row, r.caps[k], strlen(r.caps[k]), r.boxes[k],
                                           err, sizeof err) < 0)

@@ -30,15 +30,24 @@
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) { stop_signal = sig; }
 
+const char *data_file_path(const char *rel) {
+    static char buf[4][4096];
+    static int slot = 0;
+    char *b = buf[slot++ % 4];
+    // installed: configs/x and jobs/x under share/vlmae, data/vocab.txt as share/vlmae/vocab.txt
+    const char *inst = strncmp(rel, "data/", 5) == 0 ? rel + 5 : rel;
+    snprintf(b, sizeof(buf[0]), "%s/%s", VLMAE_PKGDATADIR, inst);
+    if (access(b, R_OK) == 0) return b;
+    snprintf(b, sizeof(buf[0]), "%s/%s", VLMAE_SRCDIR, rel);
+    if (access(b, R_OK) == 0) return b;
+    snprintf(b, sizeof(buf[0]), "%s", rel);
+    return b;
+}
+
 const char *default_vocab_path(void) {
-    static char buf[4096];
     const char *env = getenv("VLMAE_VOCAB");
     if (env && *env) return env;
-    snprintf(buf, sizeof(buf), "%s/vocab.txt", VLMAE_PKGDATADIR);
-    if (access(buf, R_OK) == 0) return buf;
-    snprintf(buf, sizeof(buf), "%s/data/vocab.txt", VLMAE_SRCDIR);
-    if (access(buf, R_OK) == 0) return buf;
-    return "data/vocab.txt";
+    return data_file_path("data/vocab.txt");
 }
 
 static double now_s(void) {

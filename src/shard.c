@@ -264,12 +264,17 @@ static int write_hdf5(ShardWriter *w, char *err, size_t errlen) {
     const uint64_t N = (uint64_t)w->nimg, M = (uint64_t)w->ntext;
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    H5Pclose(fcpl);
-    if (f < 0) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+    // The .tmp file is private to this writer; skip HDF5's flock (fails on some Lustre/NFS mounts).
+    H5Pset_file_locking(fapl, 0, 1);
+#endif
+    hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    if (f < 0)  // (read the error stack before the next HDF5 call clears it)
         set_err(err, errlen, "%s: cannot create %s: %s", w->path, w->tmp, h5_last_error(h5msg));
-        return -1;
-    }
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    if (f < 0) return -1;
     int rc = 0;
     const char *what = "";
     hid_t gi = -1, gt = -1;

@@ -425,6 +425,87 @@ static void test_corrupt(void) {
     loader_close(L);
 }
 
+// Eval by image (each image once, with its first caption) and a text-only pass.
+static void test_by_image(void) {
+    LoaderConfig c;
+    base_config(&c, 3);
+    c.eval = 1;
+    c.by_image = 1;
+    c.batch_size = 4;
+    Loader *L = open_or_die(&c);
+    int64_t NI = loader_num_images(L);
+    CHECK(loader_num_samples(L) == NI && NI == 9 + 1 + 6);
+    int64_t next = 0;
+    Batch *b;
+    while (loader_next(L, &b) == 1) {
+        for (int i = 0; i < b->B; i++) {
+            CHECK(b->image_id[i] == next);
+            int64_t t = loader_batch_texts(b)[i];
+            CHECK(t >= 0 && loader_text_image(L, t) == next);
+            CHECK(t == 0 || loader_text_image(L, t - 1) != next);  // the first caption
+            next++;
+        }
+    }
+    CHECK(next == NI);
+    loader_close(L);
+    // text-only: zero images, same tokens as the normal eval pass
+    base_config(&c, 3);
+    c.eval = 1;
+    Loader *A = open_or_die(&c);
+    c.no_images = 1;
+    Loader *T = open_or_die(&c);
+    Batch *a, *t;
+    int n = 0;
+    while (loader_next(A, &a) == 1) {
+        CHECK(loader_next(T, &t) == 1);
+        CHECK(a->B == t->B && !memcmp(a->text_ids, t->text_ids, sizeof(int32_t) * (size_t)(a->B * a->T)));
+        CHECK(!memcmp(a->image_id, t->image_id, sizeof(int64_t) * (size_t)a->B));
+        for (size_t k = 0; k < (size_t)t->B * 3 * SIZE * SIZE; k++)
+            if (t->image[k] != 0) {
+                CHECK(!"text-only batch has pixels");
+                break;
+            }
+        n += a->B;
+    }
+    CHECK(n == total_texts && loader_next(T, &t) == 0);
+    loader_close(A);
+    loader_close(T);
+}
+
+// An empty shard (a slice whose images were all broken) in the middle of the list is harmless.
+static void test_empty_shard(void) {
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/empty.h5", dir);
+    ShardWriter *w = shard_writer_open(path, "test", 0, err, sizeof err);
+    CHECK(w && shard_writer_finish(w, err, sizeof err) == 0);
+    const char *list[4] = {path, shards[1], path, shards[2]};
+    for (int by_image = 0; by_image < 2; by_image++) {
+        LoaderConfig c;
+        base_config(&c, 4);
+        c.shards = list;
+        c.eval = 1;
+        c.by_image = by_image;
+        Loader *L = open_or_die(&c);
+        Loader *R = NULL;
+        {
+            const char *ref[2] = {shards[1], shards[2]};
+            c.shards = ref;
+            c.num_shards = 2;
+            R = open_or_die(&c);
+        }
+        CHECK(loader_num_samples(L) == loader_num_samples(R));
+        Batch *a, *b;
+        while (loader_next(R, &b) == 1) {
+            CHECK(loader_next(L, &a) == 1);
+            CHECK(a->B == b->B && !memcmp(a->image, b->image, sizeof(float) * 3 * SIZE * SIZE * (size_t)a->B));
+            CHECK(!memcmp(a->image_id, b->image_id, sizeof(int64_t) * (size_t)a->B));
+        }
+        CHECK(loader_next(L, &a) == 0);
+        loader_close(L);
+        loader_close(R);
+    }
+}
+
 static void test_errors(void) {
     LoaderConfig c;
     base_config(&c, 3);
@@ -480,6 +561,8 @@ int main(void) {
     test_resume();
     test_eval();
     test_corrupt();
+    test_by_image();
+    test_empty_shard();
     test_errors();
     tokenizer_free(tok);
     if (failures) {

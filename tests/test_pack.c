@@ -506,6 +506,16 @@ static void test_cc(void) {
                   "--quiet", NULL);
     CHECK(rc == 0 && log_has(log, "2 of 2 images packed"));
     free(log);
+    // absolute paths of another machine, remapped with --strip-prefix; keys are the remainder
+    write_text(P("abs.json"), "[{\"image\": \"/export/share/cc/0.jpg\", \"caption\": \"x\"}, "
+               "{\"image\": \"/export/share/cc/2.jpg\", \"caption\": \"y\"}]");
+    rc = run_pack(&log, "albef", "--ann", P("abs.json"), "--images", P("cc"), "--strip-prefix",
+                  "/export/share/cc/", "--out", P("out/abs"), "--quiet", NULL);
+    CHECK(rc == 0 && log_has(log, "2 of 2 images packed"));
+    free(log);
+    s = find_key(P("out/abs"), 1, "2.jpg", &row);
+    CHECK(s != NULL && row == 1);
+    shard_close(s);
 }
 
 int main(void) {

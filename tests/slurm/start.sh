@@ -21,7 +21,8 @@
 # tails on stderr (the daemons that did start are stopped again).
 #
 # Environment: SLURM_TEST_TIMEOUT (seconds to wait for the node, default 60), SLURM_TEST_CPUS and
-# SLURM_TEST_MEMORY (the node's CPUs and RealMemory in MB; default: nproc, and free -m's total).
+# SLURM_TEST_MEMORY (the node's CPUs and RealMemory in MB; default: nproc but at least 2, and
+# free -m's total).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -99,6 +100,7 @@ slurmd_port=$((ctld_port + 1))
 
 # ---- slurm.conf --------------------------------------------------------------------------------------
 cpus=${SLURM_TEST_CPUS:-$(nproc)}
+[ "$cpus" -ge 2 ] || cpus=2   # tests run 2 tasks; config_overrides lets a 1-CPU machine claim 2
 mem=${SLURM_TEST_MEMORY:-$(free -m | awk '/^Mem:/ { print $2 }')}
 user=$(id -un)
 : >"$DIR/plugstack.conf"
@@ -106,6 +108,15 @@ sed -e "s|@DIR@|$DIR|g" -e "s|@USER@|$user|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEMOR
     -e "s|@CTLD_PORT@|$ctld_port|g" -e "s|@SLURMD_PORT@|$slurmd_port|g" \
     "$here/slurm.conf.in" >"$DIR/slurm.conf"
 cp "$here/cgroup.conf" "$DIR/cgroup.conf"
+# Slurm >= 23.02 can switch the cgroup plugin off; older slurmd always loads one (see cgroup.conf).
+version=$(slurmd -V 2>/dev/null | awk '{ print $2 }')
+major=${version%%.*} rest=${version#*.}
+minor=${rest%%.*}
+if [ "${major:-0}" -gt 23 ] 2>/dev/null || { [ "${major:-0}" -eq 23 ] && [ "${minor:-0}" -ge 2 ]; } 2>/dev/null; then
+    echo "CgroupPlugin=disabled" >>"$DIR/cgroup.conf"
+else
+    echo "CgroupPlugin=cgroup/v1" >>"$DIR/cgroup.conf"
+fi
 export SLURM_CONF="$DIR/slurm.conf"
 cat >"$DIR/env" <<EOF
 export SLURM_CONF='$DIR/slurm.conf'
