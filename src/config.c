@@ -297,7 +297,7 @@ void config_defaults(RunConfig *c) {
     t->log_every = 50, t->ckpt_every = 1000, t->keep_checkpoints = 3, t->nonfinite = 0;
 
     DataConfig *d = &c->data;
-    d->text_max_len = 25, d->max_words = 30, d->threads = 4, d->prefetch = 2, d->skip_corrupt = 1;
+    d->text_max_len = 25, d->max_words = 30, d->threads = 4, d->prefetch = 2, d->skip_corrupt = 0;
     d->randaugment = d->color_jitter = d->grayscale = d->blur = 1;
     d->datasets = NULL, d->n_datasets = 0;
 

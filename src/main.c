@@ -7,6 +7,7 @@
 #include "bench.h"
 #include "demo.h"
 #include "pack.h"
+#include "plot.h"
 #include "pretrain.h"
 #include "synth.h"
 #include "build_config.h"  // configure results (VLMAE_HAVE_*)
@@ -22,6 +23,7 @@ static const Command commands[] = {
     {"synth", synth_main, "generate the synthetic image-text dataset (JSON + JPEG, as users have)"},
     {"pack", pack_main, "pack annotations + images (albef, coco, vg, cc, sbu) into HDF5 shards"},
     {"pretrain", pretrain_main, "pre-train VLMAE / ALBEF on shards, one MPI rank per device"},
+    {"plot", plot_main, "draw a run's loss curves (RUN_DIR/log.jsonl) as a PNG"},
     {"bench", bench_main, "step time, samples/s, MACs and MFU per objective (albef, vlmae)"},
 };
 

@@ -205,6 +205,12 @@ int pretrain_main(int argc, char **argv) {
     for (int i = 0; i < n_sets && !bad; i++) bad = config_set(&rc, sets[i], err, sizeof(err)) != 0;
     if (!bad) bad = config_validate(&rc, d.world, err, sizeof(err)) != 0;
     if (!bad) bad = config_validate_data(&rc, err, sizeof(err)) != 0;
+    if (!bad && rc.data.skip_corrupt) {
+        snprintf(err, sizeof(err), "data.skip_corrupt: true drops corrupt samples and shortens batches, which "
+                 "pre-training cannot take (the ITC queue needs batch_size samples per rank); use false: corrupt "
+                 "images are then reported, counted and replaced by the next valid sample");
+        bad = 1;
+    }
     if (!bad && rc.runtime.device != DEVICE_CPU) {
         snprintf(err, sizeof(err), "runtime.device: cuda is not wired into pretraining yet; use cpu");
         bad = 1;
@@ -266,7 +272,7 @@ int pretrain_main(int argc, char **argv) {
     lc.aug.randaug = rc.data.randaugment, lc.aug.color_jitter = rc.data.color_jitter;
     lc.aug.grayscale = rc.data.grayscale, lc.aug.blur = rc.data.blur;
     lc.threads = rc.data.threads, lc.prefetch = rc.data.prefetch, lc.skip_corrupt = rc.data.skip_corrupt;
-    lc.quiet = !R0;
+    lc.quiet = 0;  // each rank reports the corrupt images of its own slice
     Loader *L = loader_open(&lc, err, sizeof(err));
     if (!L) {
         fprintf(stderr, "vlmae pretrain (rank %d): %s\n", d.rank, err);

@@ -16,6 +16,8 @@
 #
 # Skips (77) without slurmctld, slurmd, munged (Debian: slurm-wlm, munge) or without the vlmae
 # synth/pack/pretrain commands. SLURM_TEST_KEEP=1 keeps the cluster directory (printed) for its logs.
+# make check runs shell tests with $(SHELL), which may be a POSIX sh: this one needs bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -uo pipefail
 
 B=${top_builddir:-.}
@@ -67,7 +69,7 @@ cd "$work" || exit 1
 run="$work/run"
 sbatch_opts=(--parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 --time=15)
 extra="--set train.max_steps=$STEPS --set train.ckpt_every=4 --set train.log_every=1 --set data.threads=1"
-echo "test_slurm: CONFIG=$S/configs/tiny.yaml RUN_DIR=$run DATA=$work/data VLMAE=$VLMAE" \
+echo "test_slurm: ${LAUNCHER:+LAUNCHER=$LAUNCHER }CONFIG=$S/configs/tiny.yaml RUN_DIR=$run DATA=$work/data VLMAE=$VLMAE" \
      "EXTRA_ARGS=\"$extra\" sbatch ${sbatch_opts[*]} $S/jobs/pretrain_4m.slurm"
 id=$(CONFIG="$S/configs/tiny.yaml" RUN_DIR="$run" DATA="$work/data" VLMAE="$VLMAE" EXTRA_ARGS="$extra" \
      sbatch "${sbatch_opts[@]}" "$S/jobs/pretrain_4m.slurm") || fail "sbatch refused the job"
@@ -117,4 +119,6 @@ steps=$(grep -oE '"step": [0-9]+' "$run/log.jsonl" | grep -oE '[0-9]+$' | tr '\n
 [ "$steps" = "$(seq -s ' ' 1 "$STEPS") " ] || fail "log.jsonl steps: $steps (want 1..$STEPS, each once)"
 ckpt=$(printf '%s/ckpt-%08d.h5' "$run" "$STEPS")
 [ -s "$ckpt" ] || fail "no final checkpoint $ckpt"
+echo "---- job output $jobout"
+cat "$jobout"
 echo "test_slurm: ok: job $id COMPLETED after one requeue, steps 1..$STEPS logged, $(basename "$ckpt") written"

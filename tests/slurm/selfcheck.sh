@@ -12,6 +12,8 @@
 #     rank; the stand-in then exits 99 and, with MAX_REQUEUES=0, the job ends with exit code 99.
 # Exit 0 pass, 77 skip (no slurmctld/slurmd/munged), 1 fail. Run from anywhere:
 #   tests/slurm/selfcheck.sh           (SLURM_TEST_KEEP=1 keeps the cluster directory, logs included)
+# make check runs shell tests with $(SHELL), which may be a POSIX sh: this one needs bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

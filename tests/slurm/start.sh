@@ -8,13 +8,15 @@
 #
 # Everything lives under DIR: a fresh munge key and munged (own --key-file, --socket, --pid-file,
 # --log-file, --seed-file), slurm.conf (generated from tests/slurm/slurm.conf.in), the controller's
-# state, slurmd's spool, logs and pid files. Nothing under /etc, /var or /run is written or read
-# (the system munged, if any, is not used; the system plugstack.conf is replaced by an empty one).
+# state, slurmd's spool, logs and pid files. Nothing under /etc, /var or /run is written, and no
+# system Slurm/munge configuration is used (not /etc/munge/munge.key nor a running system munged;
+# /etc/slurm/plugstack.conf is replaced by an empty one).
 # Ports are random free high ports, so it does not clash with a real Slurm or another test run.
 #
 # Needs: slurmctld, slurmd (Debian: slurmctld, slurmd, slurm-client or slurm-wlm) and munged
-# (Debian: munge). Runs as root (SlurmUser=root; a container's usual case) or as an ordinary user
-# (SlurmUser is then that user; jobs run as that user). No cgroups: proctrack/linuxproc, task/none.
+# (Debian: munge). Made for root (SlurmUser=root; a CI container's usual case); as an ordinary
+# user SlurmUser becomes that user, which may work for that user's own jobs but is untested.
+# No cgroups: proctrack/linuxproc, task/none (see cgroup.conf). Tested with Debian 12's Slurm 22.05.
 #
 # DIR must be short: munge's and PMIx's Unix sockets live under it and a socket path is limited to
 # 107 bytes. Exit status 0 when the node is idle and accepts jobs; otherwise 1 with the daemons' log
@@ -88,8 +90,8 @@ port_busy() {
     fi
 }
 pick_port() {
-    local p i
-    for i in $(seq 100); do
+    local p
+    for _ in $(seq 100); do
         p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
         port_busy "$p" || port_busy $((p + 1)) || { echo "$p"; return; }
     done
