@@ -149,7 +149,7 @@ struct ColLnGamma {  // dy[r, c] * xhat[r, c]
 };
 
 template <class F>
-__global__ void colsum_partial_k(float *part, size_t ncols, int R, int rows_per_chunk, F f) {
+static __global__ void colsum_partial_k(float *part, size_t ncols, int R, int rows_per_chunk, F f) {
     __shared__ float sh[COL_TY][COL_TX + 1];
     size_t c = (size_t)blockIdx.x * COL_TX + threadIdx.x;
     int r0 = blockIdx.y * rows_per_chunk;
@@ -166,7 +166,7 @@ __global__ void colsum_partial_k(float *part, size_t ncols, int R, int rows_per_
     }
 }
 
-__global__ void colsum_final_k(float *dst, const float *part, size_t ncols, int nchunks) {
+static __global__ void colsum_final_k(float *dst, const float *part, size_t ncols, int nchunks) {
     for (size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x; c < ncols;
          c += (size_t)gridDim.x * blockDim.x) {
         double s = 0.0;
@@ -194,7 +194,7 @@ static void colsum_acc(float *dst, int R, size_t ncols, F f) {
 // one block adds them; the block count depends on n only, so the order is fixed.
 
 template <class F>
-__global__ void reduce_partial_k(double *part, size_t n, F f) {
+static __global__ void reduce_partial_k(double *part, size_t n, F f) {
     __shared__ double sh[32];
     double acc = 0.0;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
@@ -204,7 +204,7 @@ __global__ void reduce_partial_k(double *part, size_t n, F f) {
     if (threadIdx.x == 0) part[blockIdx.x] = acc;
 }
 
-__global__ void reduce_final_k(double *out, const double *part, int np) {
+static __global__ void reduce_final_k(double *out, const double *part, int np) {
     __shared__ double sh[32];
     double acc = 0.0;
     for (int i = threadIdx.x; i < np; i += blockDim.x) acc += part[i];
@@ -239,7 +239,7 @@ static const DevScalars *fetch_scalars(void) {
 // ---------------------------------------------------------------------------------------------
 // Linear.
 
-__global__ void bias_fill_k(float *y, const float *b, size_t total, int N) {
+static __global__ void bias_fill_k(float *y, const float *b, size_t total, int N) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x)
         y[i] = b[i % N];
@@ -275,7 +275,7 @@ static void linear_bwd(float *dx, float *dw, float *db, const float *dy, const f
 // ---------------------------------------------------------------------------------------------
 // LayerNorm: warp per row.
 
-__global__ void layernorm_fwd_k(float *y, float *mean, float *rstd, const float *x, const float *g,
+static __global__ void layernorm_fwd_k(float *y, float *mean, float *rstd, const float *x, const float *g,
                                 const float *b, int M, int C, float eps) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / WARP, lane = threadIdx.x % WARP;
     if (row >= M) return;  // the whole warp leaves together
@@ -310,7 +310,7 @@ static void layernorm_fwd(float *y, float *mean, float *rstd, const float *x, co
     cudaLaunchCheck();
 }
 
-__global__ void layernorm_bwd_dx_k(float *dx, const float *dy, const float *x, const float *g,
+static __global__ void layernorm_bwd_dx_k(float *dx, const float *dy, const float *x, const float *g,
                                    const float *mean, const float *rstd, int M, int C) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / WARP, lane = threadIdx.x % WARP;
     if (row >= M) return;
@@ -359,12 +359,12 @@ static void layernorm_bwd(float *dx, float *dg, float *db, const float *dy, cons
         }                                                                                   \
     } while (0)
 
-__global__ void gelu_fwd_k(float *y, const float *x, size_t n) {
+static __global__ void gelu_fwd_k(float *y, const float *x, size_t n) {
     const float r2 = 0.70710678118654752f;
     FOR_EACH(i, n) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * r2));
 }
 
-__global__ void gelu_bwd_k(float *dx, const float *dy, const float *x, size_t n) {
+static __global__ void gelu_bwd_k(float *dx, const float *dy, const float *x, size_t n) {
     const float r2 = 0.70710678118654752f, inv_sqrt_2pi = 0.39894228040143268f;
     FOR_EACH(i, n) {
         float xi = x[i];
@@ -384,19 +384,19 @@ static void gelu_bwd(float *dx, const float *dy, const float *x, size_t n) {
     LAUNCH_1D(gelu_bwd_k, n, dx, dy, x, n);
 }
 
-__global__ void add_k(float *y, const float *a, const float *b, size_t n) {
+static __global__ void add_k(float *y, const float *a, const float *b, size_t n) {
     FOR_EACH(i, n) y[i] = a[i] + b[i];
 }
 
-__global__ void add_bcast_k(float *y, const float *a, const float *b, size_t total, size_t n) {
+static __global__ void add_bcast_k(float *y, const float *a, const float *b, size_t total, size_t n) {
     FOR_EACH(i, total) y[i] = a[i] + b[i % n];
 }
 
-__global__ void acc_k(float *y, const float *a, size_t n) {
+static __global__ void acc_k(float *y, const float *a, size_t n) {
     FOR_EACH(i, n) y[i] += a[i];
 }
 
-__global__ void axpy_k(float *y, float s, const float *a, size_t n) {
+static __global__ void axpy_k(float *y, float s, const float *a, size_t n) {
     FOR_EACH(i, n) y[i] += s * a[i];
 }
 
@@ -422,11 +422,11 @@ static void axpy(float *y, float s, const float *a, size_t n) {
 }
 
 // Inverted dropout: y = keep ? x * s : 0; backward dx += keep ? dy * s : 0.
-__global__ void dropout_fwd_k(float *y, const float *x, const uint8_t *keep, float s, size_t n) {
+static __global__ void dropout_fwd_k(float *y, const float *x, const uint8_t *keep, float s, size_t n) {
     FOR_EACH(i, n) y[i] = keep[i] ? x[i] * s : 0.0f;
 }
 
-__global__ void dropout_bwd_k(float *dx, const float *dy, const uint8_t *keep, float s, size_t n) {
+static __global__ void dropout_bwd_k(float *dx, const float *dy, const uint8_t *keep, float s, size_t n) {
     FOR_EACH(i, n) if (keep[i]) dx[i] += dy[i] * s;
 }
 
@@ -445,7 +445,7 @@ static void dropout_bwd(float *dx, const float *dy, const uint8_t *keep, float p
 
 // In place on the raw scaled scores: add the key mask of batch b, hide keys j > i when causal,
 // softmax; a row with every key at -inf becomes zeros. Warp per row.
-__global__ void attn_softmax_k(float *P, const float *mask, int rows, int H, int Tq, int Tk,
+static __global__ void attn_softmax_k(float *P, const float *mask, int rows, int H, int Tq, int Tk,
                                int causal) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / WARP, lane = threadIdx.x % WARP;
     if (row >= rows) return;
@@ -476,7 +476,7 @@ __global__ void attn_softmax_k(float *P, const float *mask, int rows, int H, int
 }
 
 // dS = P * (dP - sum_j dP P) with dP = dA * keep * s, in place on dA. Warp per row.
-__global__ void attn_softmax_bwd_k(float *dS, const float *P, const uint8_t *keep, float s,
+static __global__ void attn_softmax_bwd_k(float *dS, const float *P, const uint8_t *keep, float s,
                                    int rows, int Tk) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / WARP, lane = threadIdx.x % WARP;
     if (row >= rows) return;
@@ -597,7 +597,7 @@ static void attention_bwd(float *dq, float *dk, float *dv, const float *dout, co
 
 #define ROW_THREADS 256
 
-__global__ void softmax_rows_k(float *y, const float *x, int V) {
+static __global__ void softmax_rows_k(float *y, const float *x, int V) {
     __shared__ float sh[32];
     const float *xr = x + (size_t)blockIdx.x * V;
     float *yr = y + (size_t)blockIdx.x * V;
@@ -637,7 +637,7 @@ static void xent_weights(const int32_t *labels, const float *soft, float alpha, 
 }
 
 // Block per row: probs, and the row's loss into rowloss.
-__global__ void xent_fwd_k(float *probs, float *rowloss, const float *logits, const int32_t *labels,
+static __global__ void xent_fwd_k(float *probs, float *rowloss, const float *logits, const int32_t *labels,
                            const float *soft, float wl, float ws, int V, int *err) {
     __shared__ float sh[32];
     const int r = blockIdx.x;
@@ -696,7 +696,7 @@ static float xent_fwd(float *probs, const float *logits, const int32_t *labels, 
     return (float)(h->d[0] / M);
 }
 
-__global__ void xent_bwd_k(float *dlogits, float c, const float *probs, const int32_t *labels,
+static __global__ void xent_bwd_k(float *dlogits, float c, const float *probs, const int32_t *labels,
                            const float *soft, float wl, float ws, int V, size_t total) {
     FOR_EACH(e, total) {
         size_t r = e / V;
@@ -721,7 +721,7 @@ static void xent_bwd(float *dlogits, float dloss, const float *probs, const int3
 // ---------------------------------------------------------------------------------------------
 // Row L2 normalisation (warp per row): y = x / max(||x||, eps), norms = ||x||.
 
-__global__ void l2norm_fwd_k(float *y, float *norms, const float *x, int M, int C) {
+static __global__ void l2norm_fwd_k(float *y, float *norms, const float *x, int M, int C) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / WARP, lane = threadIdx.x % WARP;
     if (row >= M) return;
     const float *xr = x + (size_t)row * C;
@@ -734,7 +734,7 @@ __global__ void l2norm_fwd_k(float *y, float *norms, const float *x, int M, int 
     if (lane == 0) norms[row] = nrm;
 }
 
-__global__ void l2norm_bwd_k(float *dx, const float *dy, const float *y, const float *norms, int M,
+static __global__ void l2norm_bwd_k(float *dx, const float *dy, const float *y, const float *norms, int M,
                              int C) {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / WARP, lane = threadIdx.x % WARP;
     if (row >= M) return;
@@ -770,17 +770,17 @@ static void l2norm_bwd(float *dx, const float *dy, const float *y, const float *
 // ---------------------------------------------------------------------------------------------
 // Division by a scalar held in device memory.
 
-__global__ void div_scalar_fwd_k(float *y, const float *x, const float *s, size_t n) {
+static __global__ void div_scalar_fwd_k(float *y, const float *x, const float *s, size_t n) {
     const float inv = 1.0f / s[0];
     FOR_EACH(i, n) y[i] = x[i] * inv;
 }
 
-__global__ void div_scalar_dx_k(float *dx, const float *dy, const float *s, size_t n) {
+static __global__ void div_scalar_dx_k(float *dx, const float *dy, const float *s, size_t n) {
     const float inv = 1.0f / s[0];
     FOR_EACH(i, n) dx[i] += dy[i] * inv;
 }
 
-__global__ void div_scalar_ds_k(float *ds, const double *d, const float *s) {
+static __global__ void div_scalar_ds_k(float *ds, const double *d, const float *s) {
     const float sv = s[0];
     ds[0] += (float)(-d[0] / ((double)sv * sv));
 }
@@ -831,7 +831,7 @@ static float mse_rows_fwd(const float *pred, const float *target, const float *w
     return h->d[1] != 0.0 ? (float)(h->d[0] / h->d[1]) : 0.0f;
 }
 
-__global__ void mse_rows_bwd_k(float *dpred, float dloss, const float *pred, const float *target,
+static __global__ void mse_rows_bwd_k(float *dpred, float dloss, const float *pred, const float *target,
                                const float *w, int P, size_t total, const double *den) {
     const double dn = *den;
     if (dn == 0.0) return;
@@ -866,7 +866,7 @@ static float l1_fwd(const float *a, const float *b, size_t n) {
     return (float)(h->d[0] / n);
 }
 
-__global__ void l1_bwd_k(float *da, float c, const float *a, const float *b, size_t n) {
+static __global__ void l1_bwd_k(float *da, float c, const float *a, const float *b, size_t n) {
     FOR_EACH(i, n) {
         float d = a[i] - b[i];
         da[i] += d > 0.0f ? c : (d < 0.0f ? -c : 0.0f);  // sign(0) = 0, as in PyTorch
@@ -882,14 +882,14 @@ static void l1_bwd(float *da, float dloss, const float *a, const float *b, size_
 // ---------------------------------------------------------------------------------------------
 // Row gather and its scatter-add adjoint.
 
-__global__ void gather_rows_fwd_k(float *y, const float *x, const int32_t *idx, int D, size_t total) {
+static __global__ void gather_rows_fwd_k(float *y, const float *x, const int32_t *idx, int D, size_t total) {
     FOR_EACH(e, total) {
         size_t i = e / D, d = e - i * D;
         y[e] = x[(size_t)idx[i] * D + d];
     }
 }
 
-__global__ void gather_rows_bwd_atomic_k(float *dx, const float *dy, const int32_t *idx, int D,
+static __global__ void gather_rows_bwd_atomic_k(float *dx, const float *dy, const int32_t *idx, int D,
                                          size_t total) {
     FOR_EACH(e, total) {
         size_t i = e / D, d = e - i * D;
@@ -898,7 +898,7 @@ __global__ void gather_rows_bwd_atomic_k(float *dx, const float *dy, const int32
 }
 
 // Deterministic: thread d owns column d and adds the rows in index order (no races, fixed order).
-__global__ void gather_rows_bwd_cols_k(float *dx, const float *dy, const int32_t *idx, int n, int D) {
+static __global__ void gather_rows_bwd_cols_k(float *dx, const float *dy, const int32_t *idx, int n, int D) {
     for (size_t d = (size_t)blockIdx.x * blockDim.x + threadIdx.x; d < (size_t)D;
          d += (size_t)gridDim.x * blockDim.x)
         for (int i = 0; i < n; i++) dx[(size_t)idx[i] * D + d] += dy[(size_t)i * D + d];

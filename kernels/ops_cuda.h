@@ -101,6 +101,13 @@ void cuda_clamp_scalar(float *x, float lo, float hi);
 int cuda_all_finite(const float *x, size_t n);
 // y (n) *= s, async (e.g. the gradient average when summing collectives are used).
 void cuda_scale(float *y, float s, size_t n);
+// Dropout keep-mask drawn on the device (n bytes, 1 = keep with probability 1 - p), async:
+// keep[i] = u(seed, i) >= p with u uniform in [0, 1) from a counter-based hash (splitmix64 of
+// seed and i; 24-bit resolution), so the mask depends only on (seed, i): reproducible and
+// independent of launch shape. Drawing masks on the host and copying them costs far more at
+// base size (attention masks are B*H*T*T bytes per layer). Not the CPU graph's stream of
+// numbers: CPU/GPU parity runs use dropout 0.
+void cuda_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed);
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,7 @@ static cudaStream_t stream(void) { return (cudaStream_t)cuda_backend_stream(); }
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
-__global__ void adamw_k(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+static __global__ void adamw_k(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
                         float lr, float b1, float b2, float eps, float wd, float c1, float c2,
                         __nv_bfloat16 *p_bf16) {
     FOR_EACH(i, n) {
@@ -57,7 +57,7 @@ extern "C" void cuda_adamw_step(float *p, const float *g, float *m, float *v, co
     cudaLaunchCheck();
 }
 
-__global__ void ema_k(float *pm, const float *p, size_t n, float mu) {
+static __global__ void ema_k(float *pm, const float *p, size_t n, float mu) {
     FOR_EACH(i, n) pm[i] = mu * pm[i] + (1.0f - mu) * p[i];
 }
 
@@ -80,7 +80,7 @@ extern "C" void cuda_queue_enqueue(float *image_queue, float *text_queue, int *q
     *queue_ptr = (*queue_ptr + n) % Q;
 }
 
-__global__ void clamp_k(float *x, float lo, float hi) {
+static __global__ void clamp_k(float *x, float lo, float hi) {
     float t = *x;
     if (t < lo) t = lo;
     if (t > hi) t = hi;
@@ -92,7 +92,7 @@ extern "C" void cuda_clamp_scalar(float *x, float lo, float hi) {
     cudaLaunchCheck();
 }
 
-__global__ void nonfinite_k(int *flag, const float *x, size_t n) {
+static __global__ void nonfinite_k(int *flag, const float *x, size_t n) {
     FOR_EACH(i, n) if (!isfinite(x[i])) *flag = 1;  // benign race: every writer stores 1
 }
 
@@ -108,12 +108,34 @@ extern "C" int cuda_all_finite(const float *x, size_t n) {
     return !h;
 }
 
-__global__ void scale_k(float *y, float s, size_t n) {
+static __global__ void scale_k(float *y, float s, size_t n) {
     FOR_EACH(i, n) y[i] *= s;
 }
 
 extern "C" void cuda_scale(float *y, float s, size_t n) {
     if (!n) return;
     scale_k<<<grid_for(n, THREADS), THREADS, 0, stream()>>>(y, s, n);
+    cudaLaunchCheck();
+}
+
+// splitmix64 of (seed, i): a counter-based generator, one independent draw per index.
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static __global__ void dropout_mask_k(uint8_t *keep, size_t n, float p, uint64_t seed) {
+    const uint64_t s = mix64(seed + 0x9E3779B97F4A7C15ull);
+    FOR_EACH(i, n) {
+        uint64_t z = mix64(s + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull);
+        float u = (float)(z >> 40) * (1.0f / 16777216.0f);  // 24 bits: exact in fp32, in [0, 1)
+        keep[i] = u >= p;
+    }
+}
+
+extern "C" void cuda_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed) {
+    if (!n) return;
+    dropout_mask_k<<<grid_for(n, THREADS), THREADS, 0, stream()>>>(keep, n, p, seed);
     cudaLaunchCheck();
 }

@@ -9,6 +9,8 @@ typedef struct {
     int T;              // text length (padded)
     int H, W;           // image size (square in practice)
     float *image;       // (B,3,H,W) augmented and normalised with the CLIP mean/std
+    float *image2;      // (B,3,H,W) a second augmented view of the same images (objective tcl:
+                        // the momentum image encoder's input); NULL when absent
     int32_t *text_ids;  // (B,T) [CLS] + WordPiece ids (no [SEP], as ALBEF), right-padded with [PAD]
     int32_t *text_mask; // (B,T) 1 = real token, 0 = padding
     float *box;         // (B,4) caption's region, normalised x,y,w,h after crop/flip; NaN = none

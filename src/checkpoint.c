@@ -382,6 +382,13 @@ int checkpoint_save(const char *path, const Model *m, const AdamW *opt, const Ch
         }
         done += (size_t)k;
     }
+    // TEST HOOK (tests/test_faults.sh; inert unless set): VLMAE_TEST_CKPT_SLEEP=S sleeps S seconds
+    // here, with PATH.tmp written but not renamed, so a test can kill the process mid-save.
+    const char *hook = getenv("VLMAE_TEST_CKPT_SLEEP");
+    if (hook && *hook) {
+        fprintf(stderr, "vlmae: TEST HOOK VLMAE_TEST_CKPT_SLEEP: %s written, sleeping %s s\n", tmp, hook);
+        sleep((unsigned)atoi(hook));
+    }
     if (fsync(fd) != 0) {
         cfail(&c, 0, "cannot sync %s to disk: %s", tmp, strerror(errno));
         goto out;

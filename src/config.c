@@ -33,6 +33,7 @@ typedef enum {
     T_ENUM,      // an enum stored as int (names in enums)
     T_PRESET,    // model.preset: resets the architecture fields
     T_DATASETS,  // data.datasets
+    T_PATHLIST,  // a list of paths / glob patterns (PathList; ${VAR} expanded)
 } Type;
 
 enum { R_MIN = 1, R_MIN_EXCL = 2, R_MAX = 4, R_MAX_EXCL = 8 };
@@ -56,8 +57,8 @@ _Static_assert(sizeof(RuntimeDevice) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(Precision) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(ModelPreset) == sizeof(int), "enums are stored as int");
 
-// Add new objectives (tcl) here and in model.h.
-static const EnumName OBJECTIVES[] = {{"vlmae", OBJ_VLMAE}, {"albef", OBJ_ALBEF}, {NULL, 0}};
+// Add new objectives here and in model.h.
+static const EnumName OBJECTIVES[] = {{"vlmae", OBJ_VLMAE}, {"albef", OBJ_ALBEF}, {"tcl", OBJ_TCL}, {NULL, 0}};
 static const EnumName PRESETS[] = {{"base", PRESET_BASE}, {"tiny", PRESET_TINY}, {NULL, 0}};
 static const EnumName NONFINITE[] = {{"stop", 0}, {"skip", 1}, {NULL, 0}};
 static const EnumName DEVICES[] = {{"cpu", DEVICE_CPU}, {"cuda", DEVICE_CUDA}, {NULL, 0}};
@@ -158,6 +159,19 @@ static const Field FIELDS[] = {
     SECTION("runtime"),
     ENUM("runtime.device", runtime.device, DEVICES),
     ENUM("runtime.precision", runtime.precision, PRECISIONS),
+
+    SECTION("task"),
+    F("task.name", T_STR, task.name, 0, 0, 0),
+    F("task.train", T_PATHLIST, task.train, 0, 0, 0),
+    F("task.val", T_PATHLIST, task.val, 0, 0, 0),
+    F("task.test", T_PATHLIST, task.test, 0, 0, 0),
+    INT_GE("task.image_size", task.image_size, 1),
+    INT_GE("task.text_max_len", task.text_max_len, 2),
+    INT_GE("task.k_test", task.k_test, 0),
+    PATH("task.answer_list", task.answer_list),
+    PATH("task.image_root", task.image_root),
+    INT_GE("task.gradcam_layer", task.gradcam_layer, 0),
+    INT_GE("task.eval_every", task.eval_every, 0),
 };
 #define N_FIELDS ((int)(sizeof(FIELDS) / sizeof(FIELDS[0])))
 
@@ -303,6 +317,21 @@ void config_defaults(RunConfig *c) {
 
     c->runtime.device = DEVICE_CPU;
     c->runtime.precision = PRECISION_FP32;
+
+    TaskConfig *k = &c->task;  // ALBEF's fine-tuning settings
+    k->image_size = 384, k->text_max_len = 30, k->k_test = 256, k->gradcam_layer = 8, k->eval_every = 1;
+}
+
+static PathList *path_list(RunConfig *c, const Field *f) { return (PathList *)((char *)c + f->off); }
+
+static void free_path_list(PathList *l) {
+    for (int i = 0; i < l->n; i++) free(l->items[i]);
+    free(l->items);
+    l->items = NULL, l->n = 0;
+}
+
+static void free_path_lists(RunConfig *c) {
+    free_path_list(&c->task.train), free_path_list(&c->task.val), free_path_list(&c->task.test);
 }
 
 static void free_datasets(DatasetConfig *ds, int n) {
@@ -315,6 +344,7 @@ static void free_datasets(DatasetConfig *ds, int n) {
 
 void config_free(RunConfig *c) {
     free_datasets(c->data.datasets, c->data.n_datasets);
+    free_path_lists(c);
     config_defaults(c);
 }
 
@@ -336,6 +366,13 @@ void config_copy(RunConfig *dst, const RunConfig *src) {
         d->n_shards = s->n_shards;
         d->shards = s->n_shards ? mallocCheck((size_t)s->n_shards * sizeof(char *)) : NULL;
         for (int j = 0; j < s->n_shards; j++) d->shards[j] = dup_str(s->shards[j]);
+    }
+    for (int i = 0; i < N_FIELDS; i++) {
+        if (FIELDS[i].type != T_PATHLIST) continue;
+        const PathList *s = path_list((RunConfig *)src, &FIELDS[i]);
+        PathList *d = path_list(dst, &FIELDS[i]);
+        d->items = s->n ? mallocCheck((size_t)s->n * sizeof(char *)) : NULL;
+        for (int j = 0; j < s->n; j++) d->items[j] = dup_str(s->items[j]);
     }
 }
 
@@ -359,6 +396,7 @@ static const char *type_desc(const Field *f, char *buf, size_t n) {
         return buf;
     }
     case T_DATASETS: return "a list of {name, shards} mappings";
+    case T_PATHLIST: return "a list of file paths or glob patterns";
     case T_SECTION: return "a mapping";
     }
     return "a value";
@@ -639,7 +677,8 @@ static int set_scalar(RunConfig *c, const Field *f, const char *text, bool is_nu
         return -1;
     }
     case T_SECTION:
-    case T_DATASETS: break;
+    case T_DATASETS:
+    case T_PATHLIST: break;
     }
     snprintf(msg, n, "%s is not a scalar key", f->key);
     return -1;
@@ -853,9 +892,45 @@ static int apply_datasets(Ctx *x, const Field *f, yaml_node_t *node) {
     return 0;
 }
 
+// A list of paths: a sequence of strings, one string, or null / [] (empty).
+static int apply_path_list(Ctx *x, const Field *f, yaml_node_t *node) {
+    yaml_node_item_t *items = NULL;
+    int n = 0;
+    if (node->type == YAML_SEQUENCE_NODE) {
+        items = node->data.sequence.items.start;
+        n = (int)(node->data.sequence.items.top - items);
+    } else if (node->type == YAML_MAPPING_NODE) {
+        return fail(x, node, "expected a list of file paths or glob patterns for %s, got a mapping", f->key);
+    } else if (!is_null_node(node)) {
+        n = 1;
+    }
+    PathList l = {n ? callocCheck((size_t)n, sizeof(char *)) : NULL, 0};
+    for (int j = 0; j < n; j++) {
+        yaml_node_t *s = items ? node_at(x, items[j]) : node;
+        char key[96], buf[CONFIG_PATH_MAX], msg[512];
+        snprintf(key, sizeof(key), "%s[%d]", f->key, j);
+        int rc = 0;
+        if (s->type != YAML_SCALAR_NODE)
+            rc = fail(x, s, "expected a string (a file path or glob pattern) for %s, got %s", key, kind_name(s));
+        else if (is_null_node(s) || !*scalar_text(s))
+            rc = fail(x, s, "%s is empty", key);
+        else if (expand_env(key, scalar_text(s), buf, sizeof(buf), msg, sizeof(msg)))
+            rc = fail(x, s, "%s", msg);
+        if (rc) {
+            free_path_list(&l);
+            return -1;
+        }
+        l.items[l.n++] = dup_str(buf);
+    }
+    free_path_list(path_list(x->c, f));
+    *path_list(x->c, f) = l;
+    return 0;
+}
+
 static int apply_node(Ctx *x, const Field *f, yaml_node_t *node) {
     if (f->type == T_SECTION) return apply_mapping(x, f->key, node);
     if (f->type == T_DATASETS) return apply_datasets(x, f, node);
+    if (f->type == T_PATHLIST) return apply_path_list(x, f, node);
     if (node->type != YAML_SCALAR_NODE) {
         char desc[160];
         return fail(x, node, "expected %s for %s, got %s", type_desc(f, desc, sizeof(desc)), f->key, kind_name(node));
@@ -1002,7 +1077,7 @@ int config_set(RunConfig *c, const char *assignment, char *err, size_t errlen) {
         if (sug) return fail(&x, NULL, "unknown key '%s' (did you mean '%s'?)", key, sug);
         return fail(&x, NULL, "unknown key '%s'", key);
     }
-    if (f->type != T_SECTION && f->type != T_DATASETS) {
+    if (f->type != T_SECTION && f->type != T_DATASETS && f->type != T_PATHLIST) {
         char msg[512];
         if (set_scalar(c, f, value, false, msg, sizeof(msg))) return fail(&x, NULL, "%s", msg);
         return 0;
@@ -1016,6 +1091,7 @@ int config_set(RunConfig *c, const char *assignment, char *err, size_t errlen) {
             free_datasets(c->data.datasets, c->data.n_datasets);
             c->data.datasets = NULL, c->data.n_datasets = 0;
         }
+        if (f->type == T_PATHLIST) free_path_list(path_list(c, f));
         return 0;
     }
     int rc = apply_node(&x, f, root);
@@ -1216,6 +1292,13 @@ int config_dump(const RunConfig *c, FILE *f) {
         if (fd->type == T_SECTION) {
             if (!ind && i) fputc('\n', f);
             fprintf(f, "%*s%s:\n", ind, "", last_component(fd->key));
+        } else if (fd->type == T_PATHLIST) {
+            const PathList *l = path_list((RunConfig *)c, fd);
+            fprintf(f, "%*s%s:%s\n", ind, "", last_component(fd->key), l->n ? "" : " []");
+            for (int j = 0; j < l->n; j++) {
+                fmt_string(l->items[j], true, buf, sizeof(buf));
+                fprintf(f, "%*s  - %s\n", ind, "", buf);
+            }
         } else if (fd->type == T_DATASETS) {
             const DataConfig *d = &c->data;
             if (!d->n_datasets) {
@@ -1263,6 +1346,17 @@ int config_diff(const RunConfig *a, const RunConfig *b, char *buf, size_t buflen
     for (int i = 0; i < N_FIELDS; i++) {
         const Field *f = &FIELDS[i];
         if (f->type == T_SECTION) continue;
+        if (f->type == T_PATHLIST) {
+            const PathList *la = path_list((RunConfig *)a, f), *lb = path_list((RunConfig *)b, f);
+            bool same = la->n == lb->n;
+            for (int j = 0; same && j < la->n; j++) same = !strcmp(la->items[j], lb->items[j]);
+            if (!same) {
+                snprintf(va, sizeof(va), "%d paths%s%.200s", la->n, la->n ? ": " : "", la->n ? la->items[0] : "");
+                snprintf(vb, sizeof(vb), "%d paths%s%.200s", lb->n, lb->n ? ": " : "", lb->n ? lb->items[0] : "");
+                diff_note(&count, buf, buflen, f->key, va, vb);
+            }
+            continue;
+        }
         if (f->type == T_DATASETS) {
             const DataConfig *da = &a->data, *db = &b->data;
             if (da->n_datasets != db->n_datasets) {

@@ -13,6 +13,8 @@
 //             datasets: [{name: coco, shards: ["shards/coco-*.h5", ...]}, ...]
 //   init:     vit, bert (optional .safetensors checkpoints)
 //   runtime:  device (cpu | cuda), precision (fp32 | bf16)
+//   task:     name, train, val, test (lists of paths / globs), image_size, text_max_len, k_test,
+//             answer_list, image_root, gradcam_layer, eval_every (fine-tuning; TaskConfig)
 //
 // Semantics:
 // - model.preset is applied first wherever it appears in the file: it sets every architecture
@@ -91,6 +93,27 @@ typedef struct {
     Precision precision;
 } RuntimeConfig;
 
+// A list of paths or glob patterns (task.train / task.val / task.test), malloc'ed.
+typedef struct {
+    char **items;
+    int n;
+} PathList;
+
+// task: the downstream task of `vlmae finetune` / `vlmae eval` (src/finetune.h, src/tasks/).
+// Optimizer and schedule settings come from train.*; with --init the architecture comes from the
+// pre-trained checkpoint, except the image size (task.image_size; pos_embed resized bicubically).
+typedef struct {
+    char name[CONFIG_NAME_MAX];     // retrieval | grounding | vqa | ve | nlvr2 ("" = none)
+    PathList train, val, test;      // shard paths / globs (grounding val/test: its JSON files)
+    int image_size;                 // fine-tuning / evaluation resolution (384)
+    int text_max_len;               // tokens, [CLS] included (30)
+    int k_test;                     // retrieval: ITM re-scores each query's top k (256 COCO, 128 Flickr)
+    char answer_list[CONFIG_PATH_MAX];  // vqa: candidate answers (JSON list)
+    char image_root[CONFIG_PATH_MAX];   // images of JSON annotation files ("" = the file's directory)
+    int gradcam_layer;              // grounding: BERT layer (index over all layers) of the Grad-CAM (8)
+    int eval_every;                 // evaluate val/test every N epochs while fine-tuning (0 = at the end)
+} TaskConfig;
+
 typedef struct {
     ModelConfig model;
     TrainConfig train;
@@ -98,6 +121,7 @@ typedef struct {
     InitConfig init;
     RuntimeConfig runtime;
     ModelPreset preset;  // model.preset: what the model section started from (recorded in the dump)
+    TaskConfig task;
 } RunConfig;
 
 // Defaults: preset base, objective vlmae, the values in the schema above, no datasets.

@@ -24,7 +24,6 @@
 #endif
 
 #if VLMAE_HAVE_MPI
-// Local rank from the launcher's environment (Slurm, Open MPI), else from a shared-memory split.
 static int env_int(const char *name, int fallback) {
     const char *v = getenv(name);
     return v && *v ? atoi(v) : fallback;
@@ -51,7 +50,12 @@ void dist_init(Dist *d, int *argc, char ***argv) {
     MPI_Comm_rank(node, &lr);
     MPI_Comm_size(node, &lw);
     MPI_Comm_free(&node);
-    d->local_rank = env_int("SLURM_LOCALID", env_int("OMPI_COMM_WORLD_LOCAL_RANK", lr));
+    // The shared-memory split is right under every launcher; SLURM_LOCALID is not under mpirun
+    // inside an allocation (every rank inherits 0), so the environment is only a cross-check.
+    d->local_rank = lr;
+    int env_lr = env_int("OMPI_COMM_WORLD_LOCAL_RANK", -1);
+    if (env_lr >= 0 && env_lr != lr && d->rank == 0)
+        fprintf(stderr, "vlmae: note: OMPI_COMM_WORLD_LOCAL_RANK=%d but the node-local rank is %d; using %d\n", env_lr, lr, lr);
     d->local_world = lw;
 #else
     (void)argc, (void)argv;

@@ -56,6 +56,12 @@ Macs macs_per_sample(const ModelConfig *c, int text_len, int full) {
     lin(&on, 3, Ct, 2);
     text(&on, c, T), fusion(&on, c, T, Sv), mlm_vocab_head(&on, c, T);  // MLM student
     text(&mo, c, T), fusion(&mo, c, T, Sf), mlm_vocab_head(&mo, c, T);  // MLM teacher
+    if (c->objective == OBJ_TCL) {
+        // TCL's local features: vision_proj_m over every patch token of the second view and
+        // text_proj_m over tokens 1..T-1 (the momentum encoders already ran for ITC; the pooling
+        // and the in-batch / queue similarities are no Linear layers, like ITC's).
+        lin(&mo, N, Cv, E), lin(&mo, T - 1, Ct, E);
+    }
     if (c->objective == OBJ_VLMAE) {
         double S = 1 + N + T, P = 3.0 * c->patch_size * c->patch_size;
         lin(&on, Sv, Cv, D), lin(&on, T, Ct, D);

@@ -264,6 +264,21 @@ Tensor *g_dropout(Graph *g, Tensor *x, float p) {
     return y;
 }
 
+Tensor *g_relu(Graph *g, Tensor *x) {
+    int grad = wants(g, x, NULL, NULL);
+    Tensor *y = like(g, x, grad);
+    uint8_t *keep = arena_alloc(g->arena, x->n);
+    for (size_t i = 0; i < x->n; i++) keep[i] = x->data[i] > 0.0f;
+    g->ops->dropout_fwd(y->data, x->data, keep, 0.0f, x->n);
+    if (grad) {
+        Node *nd = push(g, OP_DROPOUT, y);
+        nd->in[0] = x;
+        nd->keep = keep;
+        nd->f[0] = 0.0f;
+    }
+    return y;
+}
+
 Tensor *g_attention(Graph *g, Tensor *q, int q_off, int ldq, Tensor *k, int k_off, int ldk,
                     Tensor *v, int v_off, int ldv, const float *mask, int B, int Tq, int Tk, int C,
                     int H, int causal, float p_drop) {

@@ -78,6 +78,8 @@ Tensor *g_gelu(Graph *g, Tensor *x);
 Tensor *g_add(Graph *g, Tensor *a, Tensor *b);
 Tensor *g_add_bcast(Graph *g, Tensor *a, Tensor *b);  // a (R, n) + b (n)
 Tensor *g_dropout(Graph *g, Tensor *x, float p);
+// max(x, 0): the backend's dropout op with rate 0 and the keep-mask x > 0 (no op of its own).
+Tensor *g_relu(Graph *g, Tensor *x);
 // q/k/v: source tensors read with an offset and row stride (so one fused qkv tensor can serve).
 Tensor *g_attention(Graph *g, Tensor *q, int q_off, int ldq, Tensor *k, int k_off, int ldk,
                     Tensor *v, int v_off, int ldv, const float *mask, int B, int Tq, int Tk, int C,

@@ -302,16 +302,24 @@ static void do_sample(Worker *w, Slot *sl, int i) {
     float box_in[4] = {NAN, NAN, NAN, NAN};
     if (t >= 0) shard_text_box(L->shards[tsh], lt, box_in);
     float *box_out = sl->b.box + 4 * i;
+    float *out2 = sl->b.image2 ? sl->b.image2 + (size_t)i * npx : NULL;  // two_views
     if (L->cfg.no_images) {
         memcpy(box_out, box_in, sizeof box_in);
+        if (out2) memset(out2, 0, npx * sizeof(float));
     } else if (L->cfg.eval) {
         augment_eval_ws(&img, L->S, &w->work, out);
         memcpy(box_out, box_in, sizeof box_in);  // a plain resize keeps normalised boxes
+        if (out2) memcpy(out2, out, npx * sizeof(float));
     } else {
         rng_seed_stream(&w->rng, L->cfg.seed, (uint64_t)sl->epoch, (uint64_t)p);
         augment_train_ws(&img, isnan(box_in[0]) ? NULL : box_in, L->S, &L->cfg.aug, &w->rng,
                          &w->work, out, box_out);
         if (isnan(box_in[0])) box_out[0] = box_out[1] = box_out[2] = box_out[3] = NAN;
+        if (out2) {  // the second view: the same image, its own augmentation stream (box unused)
+            float box2[4];
+            rng_seed_stream(&w->rng, L->cfg.seed ^ LOADER_VIEW2_SALT, (uint64_t)sl->epoch, (uint64_t)p);
+            augment_train_ws(&img, NULL, L->S, &L->cfg.aug, &w->rng, &w->work, out2, box2);
+        }
     }
     image_free(&img);
     const char *cap = t >= 0 ? shard_text_caption(L->shards[tsh], lt, NULL) : "";
@@ -365,6 +373,7 @@ static void free_loader(Loader *L) {
         for (int k = 0; k < L->P; k++) {
             Slot *s = &L->slots[k];
             free(s->b.image);
+            free(s->b.image2);
             free(s->b.text_ids);
             free(s->b.text_mask);
             free(s->b.box);
@@ -480,6 +489,10 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errlen) {
         s->b.H = s->b.W = L->S;
         s->b.T = L->T;
         s->b.image = malloc((size_t)L->B * 3 * L->S * L->S * sizeof(float));
+        if (cfg->two_views) {
+            s->b.image2 = malloc((size_t)L->B * 3 * L->S * L->S * sizeof(float));
+            if (!s->b.image2) goto oom;
+        }
         s->b.text_ids = malloc((size_t)L->B * L->T * sizeof(int32_t));
         s->b.text_mask = malloc((size_t)L->B * L->T * sizeof(int32_t));
         s->b.box = malloc((size_t)L->B * 4 * sizeof(float));
@@ -573,6 +586,8 @@ int loader_next(Loader *L, Batch **out) {
         if (!sl->valid[i]) continue;
         if (n != i) {
             memmove(sl->b.image + (size_t)n * npx, sl->b.image + (size_t)i * npx, npx * sizeof(float));
+            if (sl->b.image2)
+                memmove(sl->b.image2 + (size_t)n * npx, sl->b.image2 + (size_t)i * npx, npx * sizeof(float));
             memmove(sl->b.text_ids + (size_t)n * L->T, sl->b.text_ids + (size_t)i * L->T,
                     (size_t)L->T * sizeof(int32_t));
             memmove(sl->b.text_mask + (size_t)n * L->T, sl->b.text_mask + (size_t)i * L->T,

@@ -59,7 +59,14 @@ typedef struct {
     int by_image;               // samples are the images (each once, with its first caption;
                                 // no box), e.g. for retrieval image features; default: texts
     int no_images;              // skip image reading/decoding (text-only pass: images are 0)
+    int two_views;              // also fill Batch.image2 with a second view of each image (the
+                                // objective tcl): train mode, an independent augmentation of the
+                                // same decoded image (its own stream, rng_seed_stream(seed ^
+                                // LOADER_VIEW2_SALT, epoch, position)); eval mode, a copy of image.
+                                // Off: image2 is NULL.
 } LoaderConfig;
+
+#define LOADER_VIEW2_SALT 0x7c1a5f2e9d3b4c61ull
 
 // Defaults: world 1, batch 32, seed 0, image 256, max_len 25, augment_defaults, 4 threads,
 // prefetch 3, drop_last 1, train mode, replace corrupt samples.

@@ -6,6 +6,7 @@
 
 #include "bench.h"
 #include "demo.h"
+#include "finetune.h"
 #include "pack.h"
 #include "plot.h"
 #include "pretrain.h"
@@ -23,6 +24,8 @@ static const Command commands[] = {
     {"synth", synth_main, "generate the synthetic image-text dataset (JSON + JPEG, as users have)"},
     {"pack", pack_main, "pack annotations + images (albef, coco, vg, cc, sbu) into HDF5 shards"},
     {"pretrain", pretrain_main, "pre-train VLMAE / ALBEF on shards, one MPI rank per device"},
+    {"finetune", finetune_main, "fine-tune a pre-trained checkpoint on a task (retrieval, grounding, ...)"},
+    {"eval", eval_main, "evaluate a fine-tuned checkpoint on a task's val / test data (zero-shot too)"},
     {"plot", plot_main, "draw a run's loss curves (RUN_DIR/log.jsonl) as a PNG"},
     {"bench", bench_main, "step time, samples/s, MACs and MFU per objective (albef, vlmae)"},
 };

@@ -42,11 +42,11 @@ int model_num_patches(const ModelConfig *c) {
 
 int model_num_visible(const ModelConfig *c) {
     int N = model_num_patches(c);
-    if (c->objective == OBJ_ALBEF) return N;
+    if (c->objective != OBJ_VLMAE) return N;  // albef, tcl: no masking
     return (int)(N * (1.0 - c->mask_ratio));  // MAE: int(L * (1 - mask_ratio))
 }
 
-const char *objective_name(Objective o) { return o == OBJ_ALBEF ? "albef" : "vlmae"; }
+const char *objective_name(Objective o) { return o == OBJ_ALBEF ? "albef" : o == OBJ_TCL ? "tcl" : "vlmae"; }
 
 // ---------------------------------------------------------------------------------------------
 // Registration

@@ -9,7 +9,9 @@
 #include "graph.h"
 #include "params.h"
 
-typedef enum { OBJ_VLMAE = 0, OBJ_ALBEF = 1 } Objective;
+// vlmae: the paper's five losses; albef: ITC + ITM + MLM on unmasked images; tcl: albef + a second
+// augmented view for the momentum image encoder + TCL's intra-modal and local MI terms (tcl.h).
+typedef enum { OBJ_VLMAE = 0, OBJ_ALBEF = 1, OBJ_TCL = 2 } Objective;
 
 typedef struct {
     // image encoder (ViT)

@@ -62,6 +62,14 @@ static void usage(FILE *f) {
         "  vg      Visual Genome region_descriptions.json (+ --image-data image_data.json); keeps\n"
         "          region boxes, drops regions covering < --min-region-frac of the image\n"
         "  cc, sbu TSV lines \"caption<TAB>path\" (local files), or an ALBEF-style JSON list\n"
+        "  vqa     ALBEF VQA list {\"question_id\", \"image\", \"question\", \"answer\": [...],\n"
+        "          \"dataset\"}: questions (cleaned with pre_question), answers + weights, ids\n"
+        "  ve      ALBEF SNLI-VE list {\"image\" (\".jpg\" appended unless it has an extension),\n"
+        "          \"sentence\", \"label\": entailment|neutral|contradiction} -> label 2|1|0\n"
+        "  nlvr    ALBEF NLVR2 list {\"images\": [left, right], \"sentence\", \"label\": True|False}:\n"
+        "          each distinct pair is one unit of --shard-size (both images in the shard)\n"
+        "  grounding  RefCOCO+-style list {\"image\", \"text\", \"bbox\": [x,y,w,h], \"proposals\":\n"
+        "          [[x,y,w,h]...], \"ref_id\"} (pixels): box, proposals and id kept\n"
         "\n"
         "options\n"
         "  --ann FILE            annotation file (repeat for several; albef/cc/sbu)\n"
@@ -224,8 +232,10 @@ static int parse_options(int argc, char **argv, PackOptions *o) {
         return 2;
     }
     if (strcmp(o->format, "albef") && strcmp(o->format, "coco") && strcmp(o->format, "vg") &&
-        strcmp(o->format, "cc") && strcmp(o->format, "sbu")) {
-        fprintf(stderr, "vlmae pack: unknown format '%s' (albef, coco, vg, cc, sbu)\n", o->format);
+        strcmp(o->format, "cc") && strcmp(o->format, "sbu") && strcmp(o->format, "vqa") &&
+        strcmp(o->format, "ve") && strcmp(o->format, "nlvr") && strcmp(o->format, "grounding")) {
+        fprintf(stderr, "vlmae pack: unknown format '%s' (albef, coco, vg, cc, sbu, vqa, ve, nlvr, "
+                "grounding)\n", o->format);
         return 2;
     }
     if (o->nann == 0) {
@@ -258,11 +268,19 @@ typedef struct {
     const char *caption;   // raw caption (cleaned by the workers)
     float box[4];          // pixels x,y,w,h in the annotation's frame; NaN = none
     int64_t item;          // owner (used while grouping)
+    // task fields (shard.h "Task tables"; formats vqa, ve, nlvr, grounding)
+    int is_question;       // clean with pre_question instead of pre_caption
+    int32_t label;         // -1 = none
+    const char *answers;   // "answer\tweight\tcount\n" lines, or NULL
+    const char *key;       // question_id / ref_id, or NULL
+    const float *props;    // nprops x 4 pixel boxes (annotation frame), or NULL
+    int nprops;
 } RawText;
 
 typedef struct {
     const char *path;      // as in the annotation
     const char *alt_path;  // second candidate (vg without image_data), or NULL
+    const char *path2;     // nlvr: the right image (stored as a second image row), or NULL
     int ann_w, ann_h;      // frame of the boxes if the annotation gives it, else 0
     int64_t first_text;
     int32_t ntext;
@@ -430,12 +448,15 @@ static int64_t item_by_path(PackList *L, const char *path) {
     return *v;
 }
 
-static void add_text(PackList *L, int64_t item, const char *caption, const float *box) {
+static RawText *add_text(PackList *L, int64_t item, const char *caption, const float *box) {
     L->texts = grow(L->texts, &L->captexts, L->ntexts + 1, sizeof(RawText));
     RawText *t = &L->texts[L->ntexts++];
+    memset(t, 0, sizeof *t);
     t->caption = caption;
     t->item = item;
+    t->label = -1;
     for (int k = 0; k < 4; k++) t->box[k] = box ? box[k] : NAN;
+    return t;  // valid until the next add_text
 }
 
 // Group texts by item (stable), drop items without texts. The item order is kept.
@@ -802,6 +823,239 @@ static int load_tsv_or_json(PackList *L, const char *file) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Task formats (vqa, ve, nlvr, grounding): ALBEF's fine-tuning JSON lists, with the task fields
+// the shards keep in their optional task tables (shard.h).
+
+static void *pool_mem(PackList *L, size_t n) {
+    L->pool = grow(L->pool, &L->cappool, L->npool + 1, sizeof(char *));
+    char *c = malloc(n ? n : 1);
+    if (!c) {
+        fprintf(stderr, "vlmae pack: out of memory\n");
+        exit(1);
+    }
+    L->pool[L->npool++] = c;
+    return c;
+}
+
+// A JSON id (integer, number or string) as a string; NULL when absent or of another type.
+static const char *id_string(PackList *L, const JsonValue *v) {
+    char buf[64];
+    int64_t i;
+    double d;
+    if (!v) return NULL;
+    if (v->type == JSON_STRING) return v->u.str;
+    if (json_int64(v, &i)) {
+        snprintf(buf, sizeof buf, "%lld", (long long)i);
+        return pool_str(L, buf);
+    }
+    if (json_number(v, &d)) {
+        snprintf(buf, sizeof buf, "%.17g", d);
+        return pool_str(L, buf);
+    }
+    return NULL;
+}
+
+static int task_list_root(const char *file, const JsonValue *root, const char *what) {
+    if (root->type == JSON_ARRAY) return 0;
+    fprintf(stderr, "vlmae pack: %s: expected a JSON list of %s objects, found a %s\n", file, what,
+            json_type_name(root->type));
+    return -1;
+}
+
+// ALBEF vqa_dataset: a "vqa" question's answers weigh count / #answers each (distinct answers);
+// a "vg" question has one answer of weight 0.5. Lines "answer\tweight\tcount\n"; tabs and
+// newlines inside an answer become spaces. NULL when the entry has no answers (test split).
+static const char *vqa_answers(PackList *L, const JsonValue *av, int is_vg, int *bad) {
+    *bad = 0;
+    if (!av || av->type == JSON_NULL) return NULL;
+    const char *one[1];
+    const char **list = one;
+    size_t n = 0;
+    if (av->type == JSON_STRING) {
+        one[0] = av->u.str;
+        n = 1;
+    } else if (av->type == JSON_ARRAY) {
+        list = pool_mem(L, (av->n ? av->n : 1) * sizeof(char *));
+        for (size_t k = 0; k < av->n; k++) {
+            const char *a = json_string(json_at(av, k));
+            if (!a) {
+                *bad = 1;
+                return NULL;
+            }
+            list[n++] = a;
+        }
+    } else {
+        *bad = 1;
+        return NULL;
+    }
+    if (n == 0) return NULL;
+    size_t cap = 1;
+    for (size_t k = 0; k < n; k++) cap += strlen(list[k]) + 48;
+    char *out = pool_mem(L, cap);
+    size_t pos = 0;
+    for (size_t k = 0; k < n; k++) {
+        int seen = 0, count = 0;
+        for (size_t j = 0; j < k && !seen; j++) seen = !strcmp(list[j], list[k]);
+        if (seen) continue;
+        for (size_t j = 0; j < n; j++) count += !strcmp(list[j], list[k]);
+        double w = is_vg ? 0.5 : (double)count / (double)n;
+        size_t start = pos;
+        pos += (size_t)snprintf(out + pos, cap - pos, "%s", list[k]);
+        for (size_t c = start; c < pos; c++)
+            if (out[c] == '\t' || out[c] == '\n' || out[c] == '\r') out[c] = ' ';
+        pos += (size_t)snprintf(out + pos, cap - pos, "\t%.6g\t%d\n", w, count);
+    }
+    return out;
+}
+
+static int load_vqa_doc(PackList *L, const char *file, const JsonValue *root) {
+    if (task_list_root(file, root, "{\"question_id\", \"image\", \"question\", \"answer\"}") < 0) return -1;
+    for (size_t i = 0; i < root->n; i++) {
+        const JsonValue *e = json_at(root, i);
+        const char *img = json_string(json_get(e, "image"));
+        const char *q = json_string(json_get(e, "question"));
+        if (!img || !img[0] || !q) {
+            bad_entry(L, "%s: entry %zu: needs \"image\" and \"question\" strings", file, i);
+            continue;
+        }
+        const char *ds = json_string(json_get(e, "dataset"));
+        int bad;
+        const char *ans = vqa_answers(L, json_get(e, "answer"), ds && !strcmp(ds, "vg"), &bad);
+        if (bad) {
+            bad_entry(L, "%s: entry %zu: \"answer\" is not a string or a list of strings", file, i);
+            continue;
+        }
+        const char *key = id_string(L, json_get(e, "question_id"));
+        RawText *t = add_text(L, item_by_path(L, img), q, NULL);
+        t->is_question = 1;
+        t->answers = ans;
+        t->key = key;
+    }
+    return 0;
+}
+
+static int has_image_ext(const char *p) {
+    const char *dot = strrchr(p, '.'), *slash = strrchr(p, '/');
+    if (!dot || (slash && dot < slash)) return 0;
+    return !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png");
+}
+
+// ALBEF ve_dataset: labels {'entailment': 2, 'neutral': 1, 'contradiction': 0}; the image path
+// gets ".jpg" appended (SNLI-VE lists Flickr30K ids).
+static int load_ve_doc(PackList *L, const char *file, const JsonValue *root) {
+    if (task_list_root(file, root, "{\"image\", \"sentence\", \"label\"}") < 0) return -1;
+    for (size_t i = 0; i < root->n; i++) {
+        const JsonValue *e = json_at(root, i);
+        const char *img = json_string(json_get(e, "image"));
+        const char *sent = json_string(json_get(e, "sentence"));
+        const char *lab = json_string(json_get(e, "label"));
+        if (!img || !img[0] || !sent || !lab) {
+            bad_entry(L, "%s: entry %zu: needs \"image\", \"sentence\" and \"label\" strings", file, i);
+            continue;
+        }
+        int label = !strcmp(lab, "entailment") ? 2 : !strcmp(lab, "neutral") ? 1 : !strcmp(lab, "contradiction") ? 0 : -1;
+        if (label < 0) {
+            bad_entry(L, "%s: entry %zu: label \"%.40s\" is not entailment, neutral or contradiction", file, i, lab);
+            continue;
+        }
+        if (!has_image_ext(img)) {
+            size_t n = strlen(img);
+            char *p = pool_mem(L, n + 5);
+            memcpy(p, img, n);
+            memcpy(p + n, ".jpg", 5);
+            img = p;
+        }
+        RawText *t = add_text(L, item_by_path(L, img), sent, NULL);
+        t->label = label;
+    }
+    return 0;
+}
+
+// One item per distinct (left, right) pair: both images go into the same shard.
+static int64_t item_by_pair(PackList *L, const char *a, const char *b) {
+    int found;
+    uint64_t key = hash_str(a) ^ hash_u64(hash_str(b));
+    int64_t *v = map_slot(L, key, NULL, &found);
+    if (found && !strcmp(L->items[*v].path, a) && !strcmp(L->items[*v].path2, b)) return *v;
+    int64_t it = new_item(L, a);
+    L->items[it].path2 = b;
+    if (!found) *v = it;  // (on a 64-bit key collision the map keeps the first pair)
+    return it;
+}
+
+// ALBEF nlvr_dataset: label 1 when "label" is "True", else 0 (we also accept JSON booleans and
+// reject anything but True/False).
+static int load_nlvr_doc(PackList *L, const char *file, const JsonValue *root) {
+    if (task_list_root(file, root, "{\"images\": [left, right], \"sentence\", \"label\"}") < 0) return -1;
+    for (size_t i = 0; i < root->n; i++) {
+        const JsonValue *e = json_at(root, i);
+        const JsonValue *ims = json_get(e, "images");
+        const char *a = json_string(json_at(ims, 0)), *b = json_string(json_at(ims, 1));
+        const char *sent = json_string(json_get(e, "sentence"));
+        const JsonValue *lv = json_get(e, "label");
+        const char *ls = json_string(lv);
+        int label = -1;
+        if (lv && lv->type == JSON_TRUE) label = 1;
+        else if (lv && lv->type == JSON_FALSE) label = 0;
+        else if (ls && (!strcmp(ls, "True") || !strcmp(ls, "true"))) label = 1;
+        else if (ls && (!strcmp(ls, "False") || !strcmp(ls, "false"))) label = 0;
+        if (!ims || ims->type != JSON_ARRAY || ims->n != 2 || !a || !a[0] || !b || !b[0] || !sent) {
+            bad_entry(L, "%s: entry %zu: needs \"images\": [left, right] and a \"sentence\"", file, i);
+            continue;
+        }
+        if (label < 0) {
+            bad_entry(L, "%s: entry %zu: \"label\" is not True or False", file, i);
+            continue;
+        }
+        RawText *t = add_text(L, item_by_pair(L, a, b), sent, NULL);
+        t->label = label;
+    }
+    return 0;
+}
+
+// RefCOCO+-style referring expressions: "bbox" (the referred object) becomes the text's box,
+// "proposals" (detector boxes) and "ref_id" are kept; all boxes in pixels [x, y, w, h].
+static int load_grounding_doc(PackList *L, const char *file, const JsonValue *root) {
+    if (task_list_root(file, root, "{\"image\", \"text\", \"bbox\", \"proposals\"}") < 0) return -1;
+    for (size_t i = 0; i < root->n; i++) {
+        const JsonValue *e = json_at(root, i);
+        const char *img = json_string(json_get(e, "image"));
+        const char *text = json_string(json_get(e, "text"));
+        if (!text) text = json_string(json_get(e, "caption"));
+        if (!img || !img[0] || !text) {
+            bad_entry(L, "%s: entry %zu: needs \"image\" and \"text\" strings", file, i);
+            continue;
+        }
+        float box[4];
+        const JsonValue *bv = json_get(e, "bbox");
+        int has_box = bv && bv->type != JSON_NULL;
+        if (has_box && !read_box(bv, box)) {
+            bad_entry(L, "%s: entry %zu: \"bbox\" is not [x, y, w, h]", file, i);
+            continue;
+        }
+        const JsonValue *pv = json_get(e, "proposals");
+        float *props = NULL;
+        int np = 0, badp = 0;
+        if (pv && pv->type == JSON_ARRAY && pv->n > 0) {
+            props = pool_mem(L, pv->n * 4 * sizeof(float));
+            for (size_t k = 0; k < pv->n && !badp; k++) badp = !read_box(json_at(pv, k), props + 4 * np++);
+        } else if (pv && pv->type != JSON_NULL && pv->type != JSON_ARRAY) {
+            badp = 1;
+        }
+        if (badp) {
+            bad_entry(L, "%s: entry %zu: \"proposals\" is not a list of [x, y, w, h]", file, i);
+            continue;
+        }
+        const char *key = id_string(L, json_get(e, "ref_id"));
+        RawText *t = add_text(L, item_by_path(L, img), text, has_box ? box : NULL);
+        t->props = props;
+        t->nprops = np;
+        t->key = key;
+    }
+    return 0;
+}
+
 static int build_list(PackList *L, const PackOptions *o) {
     memset(L, 0, sizeof *L);
     const char *fmt = o->format;
@@ -821,6 +1075,15 @@ static int build_list(PackList *L, const PackOptions *o) {
             rc = load_coco(L, o->ann[a]);
         } else if (!strcmp(fmt, "vg")) {
             rc = load_vg(L, o, o->ann[a]);
+        } else if (!strcmp(fmt, "vqa") || !strcmp(fmt, "ve") || !strcmp(fmt, "nlvr") ||
+                   !strcmp(fmt, "grounding")) {
+            JsonDoc *d = load_json(L, o->ann[a]);
+            const JsonValue *r = d ? json_root(d) : NULL;
+            rc = !d ? -1
+                 : !strcmp(fmt, "vqa") ? load_vqa_doc(L, o->ann[a], r)
+                 : !strcmp(fmt, "ve")  ? load_ve_doc(L, o->ann[a], r)
+                 : !strcmp(fmt, "nlvr") ? load_nlvr_doc(L, o->ann[a], r)
+                                        : load_grounding_doc(L, o->ann[a], r);
         } else {
             rc = load_tsv_or_json(L, o->ann[a]);
         }
@@ -850,15 +1113,22 @@ typedef struct {
     int ntext;
     char **caps;           // cleaned captions (malloc'd)
     float (*boxes)[4];
+    int64_t *src;          // index into PackList.texts of each kept caption (task fields)
+    int fw, fh;            // frame of the annotation's pixel boxes
+    uint8_t *bytes2;       // nlvr: the second image (NULL otherwise)
+    size_t n2;
+    int h2, w2, resized2;
     int dropped_empty, dropped_small, dropped_badbox;
     char msg[300];
 } Result;
 
 static void result_clear(Result *r) {
     free(r->bytes);
+    free(r->bytes2);
     for (int k = 0; k < r->ntext; k++) free(r->caps[k]);
     free(r->caps);
     free(r->boxes);
+    free(r->src);
     memset(r, 0, sizeof *r);
 }
 
@@ -923,6 +1193,79 @@ static int read_file(const char *path, uint8_t **out, size_t *n, char *msg, size
     return 0;
 }
 
+static int decode_failure_status(size_t n, const char *emsg) {
+    int trunc = n == 0 || strstr(emsg, "truncat") || strstr(emsg, "too short") ||
+                strstr(emsg, "premature") || strstr(emsg, "Read Error") || strstr(emsg, "Not enough");
+    return trunc ? ST_TRUNCATED : ST_UNDECODABLE;
+}
+
+// Downscale to --short-side when larger, and (re-)encode as JPEG unless the bytes are a JPEG
+// kept as is. *data / *n are replaced. Returns 0 or -1 (encoding failed; *data freed).
+static int shrink_encode(const PackOptions *o, Image *im, uint8_t **data, size_t *n, int *resized) {
+    int is_jpeg = *n >= 3 && (*data)[0] == 0xFF && (*data)[1] == 0xD8 && (*data)[2] == 0xFF;
+    int shortside = im->h < im->w ? im->h : im->w;
+    if (o->short_side > 0 && shortside > o->short_side) {
+        // torchvision Resize(short_side): the long side is int(short_side * long / short).
+        Image small = {0};
+        if (im->h <= im->w) {
+            small.h = o->short_side;
+            small.w = (int)((long long)o->short_side * im->w / im->h);
+        } else {
+            small.w = o->short_side;
+            small.h = (int)((long long)o->short_side * im->h / im->w);
+        }
+        image_resize_bicubic(im, &small);
+        image_free(im);
+        *im = small;
+        *resized = 1;
+        is_jpeg = 0;
+    }
+    if (!is_jpeg) {
+        free(*data);
+        *data = NULL;
+        if (image_encode_jpeg(im, o->quality, data, n) != 0) return -1;
+    }
+    return 0;
+}
+
+// nlvr: the second image of the pair, read, verified and stored like the first. Returns 0, or -1
+// with r->status and r->msg set (the pair is then skipped as a whole).
+static int load_image2(const PackOptions *o, const char *path, Result *r) {
+    uint8_t *data = NULL;
+    size_t n = 0;
+    char emsg[256];
+    char *full = join_path(o, path);
+    int rc = full ? read_file(full, &data, &n, emsg, sizeof emsg) : -2;
+    if (rc != 0) {
+        r->status = rc == -1 ? ST_MISSING : ST_UNDECODABLE;
+        snprintf(r->msg, sizeof r->msg, "%s (%s)", full ? full : path, emsg);
+        free(full);
+        return -1;
+    }
+    Image im = {0};
+    if (image_decode(data, n, &im, emsg, sizeof emsg) != 0) {
+        r->status = decode_failure_status(n, emsg);
+        snprintf(r->msg, sizeof r->msg, "%s (%s)", full, n == 0 ? "empty file" : emsg);
+        free(full);
+        free(data);
+        return -1;
+    }
+    if (shrink_encode(o, &im, &data, &n, &r->resized2) != 0) {
+        r->status = ST_UNDECODABLE;
+        snprintf(r->msg, sizeof r->msg, "%s (JPEG re-encoding failed)", full);
+        image_free(&im);
+        free(full);
+        return -1;
+    }
+    r->bytes2 = data;
+    r->n2 = n;
+    r->h2 = im.h;
+    r->w2 = im.w;
+    image_free(&im);
+    free(full);
+    return 0;
+}
+
 static void process_item(const PackOptions *o, const PackList *L, const PackItem *it, Result *r) {
     memset(r, 0, sizeof *r);
     uint8_t *data = NULL;
@@ -948,10 +1291,7 @@ static void process_item(const PackOptions *o, const PackList *L, const PackItem
     }
     Image im = {0};
     if (image_decode(data, n, &im, emsg, sizeof emsg) != 0) {
-        int trunc = n == 0 || strstr(emsg, "truncat") || strstr(emsg, "too short") ||
-                    strstr(emsg, "premature") || strstr(emsg, "Read Error") ||
-                    strstr(emsg, "Not enough");
-        r->status = trunc ? ST_TRUNCATED : ST_UNDECODABLE;
+        r->status = decode_failure_status(n, emsg);
         snprintf(r->msg, sizeof r->msg, "%s (%s)", full, n == 0 ? "empty file" : emsg);
         free(full);
         free(data);
@@ -961,7 +1301,9 @@ static void process_item(const PackOptions *o, const PackList *L, const PackItem
     int W = it->ann_w > 0 ? it->ann_w : im.w, H = it->ann_h > 0 ? it->ann_h : im.h;
     r->caps = malloc((size_t)it->ntext * sizeof(char *));
     r->boxes = malloc((size_t)it->ntext * sizeof(*r->boxes));
-    if (!r->caps || !r->boxes) {
+    r->src = malloc((size_t)it->ntext * sizeof(int64_t));
+    r->fw = W, r->fh = H;
+    if (!r->caps || !r->boxes || !r->src) {
         fprintf(stderr, "vlmae pack: out of memory\n");
         exit(1);
     }
@@ -985,7 +1327,7 @@ static void process_item(const PackOptions *o, const PackList *L, const PackItem
             nb[2] = (float)((x1 - x0) / W);
             nb[3] = (float)((y1 - y0) / H);
         }
-        char *c = pre_caption(t->caption, o->max_words);
+        char *c = t->is_question ? pre_question(t->caption, o->max_words) : pre_caption(t->caption, o->max_words);
         if (!c[0]) {
             free(c);
             r->dropped_empty++;
@@ -993,6 +1335,7 @@ static void process_item(const PackOptions *o, const PackList *L, const PackItem
         }
         r->caps[r->ntext] = c;
         memcpy(r->boxes[r->ntext], nb, sizeof nb);
+        r->src[r->ntext] = it->first_text + k;
         r->ntext++;
     }
     if (r->ntext == 0) {
@@ -1003,34 +1346,18 @@ static void process_item(const PackOptions *o, const PackList *L, const PackItem
         free(full);
         return;
     }
-    int is_jpeg = n >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
-    int shortside = im.h < im.w ? im.h : im.w;
-    if (o->short_side > 0 && shortside > o->short_side) {
-        // torchvision Resize(short_side): the long side is int(short_side * long / short).
-        Image small = {0};
-        if (im.h <= im.w) {
-            small.h = o->short_side;
-            small.w = (int)((long long)o->short_side * im.w / im.h);
-        } else {
-            small.w = o->short_side;
-            small.h = (int)((long long)o->short_side * im.h / im.w);
-        }
-        image_resize_bicubic(&im, &small);
+    if (shrink_encode(o, &im, &data, &n, &r->resized) != 0) {
+        r->status = ST_UNDECODABLE;
+        snprintf(r->msg, sizeof r->msg, "%s (JPEG re-encoding failed)", full);
         image_free(&im);
-        im = small;
-        r->resized = 1;
-        is_jpeg = 0;
+        free(full);
+        return;
     }
-    if (!is_jpeg) {
+    if (it->path2 && load_image2(o, it->path2, r) != 0) {
+        image_free(&im);
         free(data);
-        data = NULL;
-        if (image_encode_jpeg(&im, o->quality, &data, &n) != 0) {
-            r->status = ST_UNDECODABLE;
-            snprintf(r->msg, sizeof r->msg, "%s (JPEG re-encoding failed)", full);
-            image_free(&im);
-            free(full);
-            return;
-        }
+        free(full);
+        return;
     }
     r->status = ST_OK;
     r->bytes = data;
@@ -1252,18 +1579,53 @@ int pack_main(int argc, char **argv) {
             const PackItem *it = &L.items[jobs[j]];
             int64_t row = shard_writer_add_image(w, r.bytes, r.n, r.h, r.w, stripped(&o, it->path),
                                                  err, sizeof err);
+            int64_t row2 = -1;
+            if (row >= 0 && r.bytes2) {
+                row2 = shard_writer_add_image(w, r.bytes2, r.n2, r.h2, r.w2, stripped(&o, it->path2), err,
+                                              sizeof err);
+                if (row2 < 0) row = -1;
+            }
             for (int k = 0; k < r.ntext && row >= 0; k++) {
-                if (shard_writer_add_text(w, (uint32_t)row, r.caps[k], strlen(r.caps[k]), r.boxes[k],
-                                          err, sizeof err) < 0)
+                int64_t ti = shard_writer_add_text(w, (uint32_t)row, r.caps[k], strlen(r.caps[k]), r.boxes[k],
+                                                   err, sizeof err);
+                if (ti < 0) {
                     row = -1;
+                    break;
+                }
+                const RawText *rt = &L.texts[r.src[k]];
+                if (rt->label >= 0 || row2 >= 0 || rt->answers || rt->key || rt->nprops > 0) {
+                    // task fields; proposals normalised in the frame of the boxes, clipped
+                    float *props = rt->nprops > 0 ? malloc((size_t)rt->nprops * 4 * sizeof(float)) : NULL;
+                    for (int q = 0; q < rt->nprops && props; q++) {
+                        const float *b = rt->props + 4 * q;
+                        double x0 = fmax(0, b[0]), y0 = fmax(0, b[1]);
+                        double x1 = fmin(r.fw, (double)b[0] + b[2]), y1 = fmin(r.fh, (double)b[1] + b[3]);
+                        props[4 * q + 0] = (float)(x0 / r.fw);
+                        props[4 * q + 1] = (float)(y0 / r.fh);
+                        props[4 * q + 2] = (float)(x1 > x0 ? (x1 - x0) / r.fw : 0.0);
+                        props[4 * q + 3] = (float)(y1 > y0 ? (y1 - y0) / r.fh : 0.0);
+                    }
+                    ShardTextExtra ex = {0};
+                    ex.has_label = rt->label >= 0;
+                    ex.label = rt->label;
+                    ex.has_image2 = row2 >= 0;
+                    ex.image2 = (uint32_t)row2;
+                    ex.answers = rt->answers;
+                    ex.answers_len = rt->answers ? strlen(rt->answers) : 0;
+                    ex.proposals = props;
+                    ex.n_proposals = props ? rt->nprops : 0;
+                    ex.key = rt->key;
+                    if (shard_writer_set_extra(w, ti, &ex, err, sizeof err) < 0) row = -1;
+                    free(props);
+                }
             }
             if (row < 0) {
                 fprintf(stderr, "vlmae pack: %s\n", err);
                 failed = 1;
             }
             st.texts += r.ntext;
-            st.resized += r.resized;
-            st.bytes += r.n;
+            st.resized += r.resized + r.resized2;
+            st.bytes += r.n + r.n2;
         }
         result_clear(&r);
         // Close the shard after its last job.

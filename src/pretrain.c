@@ -91,6 +91,7 @@ static void shape_batch(Batch *b, const ModelConfig *c, int B, int T) {
     int S = c->image_size;
     b->B = B, b->T = T, b->H = b->W = S;
     b->image = callocCheck((size_t)B * 3 * S * S, sizeof(float));
+    b->image2 = c->objective == OBJ_TCL ? callocCheck((size_t)B * 3 * S * S, sizeof(float)) : NULL;
     b->text_ids = callocCheck((size_t)B * T, sizeof(int32_t));
     b->text_mask = callocCheck((size_t)B * T, sizeof(int32_t));
     b->box = callocCheck((size_t)B * 4, sizeof(float));
@@ -99,7 +100,7 @@ static void shape_batch(Batch *b, const ModelConfig *c, int B, int T) {
 }
 
 static void free_batch(Batch *b) {
-    free(b->image), free(b->text_ids), free(b->text_mask), free(b->box), free(b->image_id);
+    free(b->image), free(b->image2), free(b->text_ids), free(b->text_mask), free(b->box), free(b->image_id);
 }
 
 static char *config_text(const RunConfig *rc) {
@@ -195,6 +196,9 @@ int pretrain_main(int argc, char **argv) {
         return 2;
     }
 
+    // Handlers first: a Slurm signal during start-up must still end in a checkpoint-or-requeue.
+    signal(SIGUSR1, on_signal);
+    signal(SIGTERM, on_signal);
     Dist d;
     dist_init(&d, &argc, &argv);
     int R0 = d.rank == 0;
@@ -273,6 +277,7 @@ int pretrain_main(int argc, char **argv) {
     lc.aug.grayscale = rc.data.grayscale, lc.aug.blur = rc.data.blur;
     lc.threads = rc.data.threads, lc.prefetch = rc.data.prefetch, lc.skip_corrupt = rc.data.skip_corrupt;
     lc.quiet = 0;  // each rank reports the corrupt images of its own slice
+    lc.two_views = mc->objective == OBJ_TCL;  // tcl: a second augmented view for the momentum encoder
     Loader *L = loader_open(&lc, err, sizeof(err));
     if (!L) {
         fprintf(stderr, "vlmae pretrain (rank %d): %s\n", d.rank, err);
@@ -356,13 +361,11 @@ int pretrain_main(int argc, char **argv) {
     snprintf(logpath, sizeof(logpath), "%s/log.jsonl", run_dir);
     FILE *jlog = R0 ? fopenCheck(logpath, "a") : NULL;
 
-    signal(SIGUSR1, on_signal);
-    signal(SIGTERM, on_signal);
     Run run = {&d, &rc, run_dir, &m, &t, L};
     double peak = cpu_peak_flops(omp_get_max_threads()) * d.world;
     double flops_per_step = train_flops_per_sample(mc, rc.data.text_max_len) * rc.train.batch_size * d.world;
     double t_start = now_s(), t_win = t_start;
-    int64_t win_steps = 0, start_step = t.step_count;
+    int64_t win_steps = 0, acc_n = 0, start_step = t.step_count;
     double acc[5] = {0};
     int status = 0;
     while (t.step_count < total) {
@@ -380,18 +383,22 @@ int pretrain_main(int argc, char **argv) {
         int rs = trainer_step(&t, b, &l);
         if (rs < 0) {
             if (R0) fprintf(stderr, "vlmae pretrain: non-finite %s at step %lld: stopping (train.nonfinite: stop); "
-                            "the last checkpoint is intact\n", t.nonfinite_what, (long long)t.step_count);
+                            "the last checkpoint is intact\n", t.nonfinite_what, (long long)t.step_count + 1);
             status = 3;
             break;
         }
-        if (rs > 0 && R0) printf("step %lld skipped: non-finite %s\n", (long long)t.step_count - 1, t.nonfinite_what);
+        if (rs > 0 && R0) printf("step %lld skipped: non-finite %s\n", (long long)t.step_count, t.nonfinite_what);
         const float v[5] = {l.itc, l.itm, l.mlm, l.rmim, l.ifr};
-        for (int k = 0; k < 5; k++) acc[k] += v[k];
+        if (rs == 0) {  // a skipped step's losses stay out of the means (a NaN is not JSON either)
+            for (int k = 0; k < 5; k++) acc[k] += v[k];
+            acc_n++;
+        }
         win_steps++;
         int64_t s = t.step_count;
-        if (s % rc.train.log_every == 0 || s == total) {
+        // (acc_n is the same on every rank: skipping is agreed; a window of only skipped steps logs nothing)
+        if ((s % rc.train.log_every == 0 || s == total) && acc_n > 0) {
             double mean[5];
-            for (int k = 0; k < 5; k++) mean[k] = dist_sum(&d, acc[k]) / (d.world * (double)win_steps);
+            for (int k = 0; k < 5; k++) mean[k] = dist_sum(&d, acc[k]) / (d.world * (double)acc_n);
             double now = now_s(), dt = (now - t_win) / (double)win_steps;
             double sps = rc.train.batch_size * d.world / dt, mfu = flops_per_step / dt / peak;
             double eta = (total - s) * (now - t_start) / (double)(s - start_step);
@@ -411,7 +418,7 @@ int pretrain_main(int argc, char **argv) {
                 fflush(jlog);
             }
             memset(acc, 0, sizeof(acc));
-            win_steps = 0;
+            win_steps = acc_n = 0;
             t_win = now;
         }
         if (check_sync > 0 && s % check_sync == 0 && !model_in_sync(&d, &m)) {

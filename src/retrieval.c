@@ -2,6 +2,7 @@
 #include "retrieval.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +129,90 @@ void retrieval_encode(Model *m, Loader *L, const Dist *d, int keep_tokens, Retri
     free(img_seen);
 }
 
+// Allocates the set's arrays once T is known.
+static void set_alloc(RetrievalSet *rs, int T, int keep_tokens, int N, int C, int Ct) {
+    rs->T = T;
+    rs->txt_mask = callocCheck((size_t)rs->n_txt * T, sizeof(int32_t));
+    if (keep_tokens) {
+        rs->img_tokens = callocCheck((size_t)rs->n_img * (1 + N) * C, sizeof(float));
+        rs->txt_states = callocCheck((size_t)rs->n_txt * T * Ct, sizeof(float));
+    }
+}
+
+void retrieval_encode2(Model *m, Loader *images, Loader *texts, const Dist *d, int keep_tokens,
+                       RetrievalSet *rs) {
+    const ModelConfig *c = &m->cfg;
+    int N = model_num_patches(c), C = c->vision_width, Ct = c->text_width, E = c->embed_dim;
+    int P = 3 * c->patch_size * c->patch_size;
+    memset(rs, 0, sizeof(*rs));
+    rs->n_img = (int)loader_num_images(texts), rs->n_txt = (int)loader_num_texts(texts), rs->E = E;
+    if (loader_num_images(images) != rs->n_img || loader_num_texts(images) != rs->n_txt)
+        die("retrieval_encode2: the image and text loaders read different data");
+    rs->txt_img = mallocCheck((size_t)rs->n_txt * sizeof(int64_t));
+    for (int t = 0; t < rs->n_txt; t++) rs->txt_img[t] = loader_text_image(texts, t);
+    rs->img_feat = callocCheck((size_t)rs->n_img * E, sizeof(float));
+    rs->txt_feat = callocCheck((size_t)rs->n_txt * E, sizeof(float));
+    Infer in;
+    infer_init(&in);
+    Graph *g = &in.g;
+    Batch *b;
+    // Texts: text encoder only.
+    loader_seek(texts, 0, 0);
+    while (loader_next(texts, &b) == 1) {
+        int T = b->T;  // the loader's max_len, also in an empty batch: the same on every rank
+        if (!rs->txt_mask) set_alloc(rs, T, keep_tokens, N, C, Ct);
+        if (b->B == 0) continue;
+        const int64_t *tx = loader_batch_texts(b);
+        infer_begin(&in);
+        float *mask = arena_alloc(&in.arena, (size_t)b->B * T * sizeof(float));
+        for (int i = 0; i < b->B * T; i++) mask[i] = b->text_mask[i] ? 0.0f : -10000.0f;
+        Tensor *w = bert_text(g, m, &m->on, b->text_ids, mask, b->B, T);
+        Tensor *ft = g_l2norm(g, g_linear(g, rows_every(g, w, b->B, T, Ct), m->on.text_proj.w, m->on.text_proj.b));
+        for (int i = 0; i < b->B; i++) {
+            int64_t t = tx[i];
+            memcpy(rs->txt_feat + t * E, ft->data + (size_t)i * E, E * sizeof(float));
+            memcpy(rs->txt_mask + t * T, b->text_mask + (size_t)i * T, T * sizeof(int32_t));
+            if (keep_tokens) memcpy(rs->txt_states + t * T * Ct, w->data + (size_t)i * T * Ct, (size_t)T * Ct * sizeof(float));
+        }
+        infer_end(&in);
+    }
+    infer_free(&in);
+    if (!rs->txt_mask) die("retrieval_encode2: the text loader returned no batch");
+    // Images: image encoder only, each image once.
+    infer_init(&in);
+    g = &in.g;
+    loader_seek(images, 0, 0);
+    while (loader_next(images, &b) == 1) {
+        if (b->B == 0) continue;
+        infer_begin(&in);
+        Tensor *patches = g_tensor2(g, b->B * N, P, 0);
+        patchify_conv(b->image, b->B, b->H, c->patch_size, patches->data);
+        Tensor *v = vit_forward(g, m, &m->on, patches, NULL, b->B, N);
+        Tensor *fi = g_l2norm(g, g_linear(g, rows_every(g, v, b->B, 1 + N, C), m->on.vision_proj.w, m->on.vision_proj.b));
+        for (int i = 0; i < b->B; i++) {
+            int64_t im = b->image_id[i];
+            memcpy(rs->img_feat + im * E, fi->data + (size_t)i * E, E * sizeof(float));
+            if (keep_tokens)
+                memcpy(rs->img_tokens + im * (1 + N) * C, v->data + (size_t)i * (1 + N) * C, (size_t)(1 + N) * C * sizeof(float));
+        }
+        infer_end(&in);
+    }
+    infer_free(&in);
+    if (d->world > 1) {  // every text and every image was encoded by exactly one rank
+        float *mask_f = mallocCheck((size_t)rs->n_txt * rs->T * sizeof(float));
+        for (size_t i = 0; i < (size_t)rs->n_txt * rs->T; i++) mask_f[i] = (float)rs->txt_mask[i];
+        dist_allreduce_sum(d, rs->txt_feat, (size_t)rs->n_txt * E);
+        dist_allreduce_sum(d, mask_f, (size_t)rs->n_txt * rs->T);
+        for (size_t i = 0; i < (size_t)rs->n_txt * rs->T; i++) rs->txt_mask[i] = mask_f[i] > 0.5f;
+        free(mask_f);
+        dist_allreduce_sum(d, rs->img_feat, (size_t)rs->n_img * E);
+        if (keep_tokens) {
+            dist_allreduce_sum(d, rs->txt_states, (size_t)rs->n_txt * rs->T * Ct);
+            dist_allreduce_sum(d, rs->img_tokens, (size_t)rs->n_img * (1 + N) * C);
+        }
+    }
+}
+
 void retrieval_set_free(RetrievalSet *rs) {
     free(rs->txt_img), free(rs->img_feat), free(rs->txt_feat), free(rs->img_tokens), free(rs->txt_states);
     free(rs->txt_mask);
@@ -164,42 +249,71 @@ static int by_score_desc(const void *a, const void *b) {
     return x->s < y->s ? 1 : x->s > y->s ? -1 : x->j - y->j;
 }
 
-// Replaces row i of S (rows x cols) by ITM logits on its top k, -100 elsewhere.
-static void rescore_rows(Model *m, const RetrievalSet *rs, float *S, int rows, int cols, int k,
-                         int rows_are_images) {
+// ITM re-scoring of rows [r0, r1) of S (rows x cols): for each row its top k columns by score
+// (ties: lower column first) and their ITM match logits, into col[(i)*k + r] / sc[i*k + r].
+static void rescore_block(Model *m, const RetrievalSet *rs, const float *S, int cols, int k,
+                          int rows_are_images, int r0, int r1, float *col, float *sc, int progress,
+                          const char *what) {
     Infer inf, *in = &inf;  // its arena is sized by the first call: every call has k pairs
     infer_init(in);
     ScoreIdx *si = mallocCheck((size_t)cols * sizeof(ScoreIdx));
     int *ia = mallocCheck((size_t)k * sizeof(int)), *ta = mallocCheck((size_t)k * sizeof(int));
-    float *sc = mallocCheck((size_t)k * sizeof(float));
-    for (int i = 0; i < rows; i++) {
-        float *row = S + (size_t)i * cols;
+    int n = r1 - r0, next = 1;
+    for (int i = r0; i < r1; i++) {
+        const float *row = S + (size_t)i * cols;
         for (int j = 0; j < cols; j++) si[j] = (ScoreIdx){row[j], j};
         qsort(si, (size_t)cols, sizeof(ScoreIdx), by_score_desc);
         for (int r = 0; r < k; r++) {
             ia[r] = rows_are_images ? i : si[r].j;
             ta[r] = rows_are_images ? si[r].j : i;
+            col[(size_t)i * k + r] = (float)si[r].j;
         }
-        itm_scores(m, rs, in, ia, ta, k, sc);
-        for (int j = 0; j < cols; j++) row[j] = -100.0f;
-        for (int r = 0; r < k; r++) row[si[r].j] = sc[r];
+        itm_scores(m, rs, in, ia, ta, k, sc + (size_t)i * k);
+        if (progress && n >= 20 && (i - r0 + 1) * 10 >= next * n) {
+            printf("  ITM re-scoring %s: %d/%d rows of rank 0\n", what, i - r0 + 1, n);
+            fflush(stdout);
+            next++;
+        }
     }
     infer_free(in);
-    free(si), free(ia), free(ta), free(sc);
+    free(si), free(ia), free(ta);
+}
+
+// Re-scores the top k of every row of S, rows split over the ranks; -100 elsewhere.
+static void rescore_rows(Model *m, const RetrievalSet *rs, float *S, int rows, int cols, int k,
+                         int rows_are_images, const Dist *d, int progress) {
+    if (cols >= (1 << 24)) die("retrieval: %d columns exceed the exact float range of the gather", cols);
+    float *col = callocCheck((size_t)rows * k, sizeof(float)), *sc = callocCheck((size_t)rows * k, sizeof(float));
+    int r0 = (int)((int64_t)rows * d->rank / d->world), r1 = (int)((int64_t)rows * (d->rank + 1) / d->world);
+    rescore_block(m, rs, S, cols, k, rows_are_images, r0, r1, col, sc, progress && d->rank == 0,
+                  rows_are_images ? "image->text" : "text->image");
+    if (d->world > 1) {
+        dist_allreduce_sum(d, col, (size_t)rows * k);
+        dist_allreduce_sum(d, sc, (size_t)rows * k);
+    }
+    for (int i = 0; i < rows; i++) {
+        float *row = S + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) row[j] = -100.0f;
+        for (int r = 0; r < k; r++) row[(int)col[(size_t)i * k + r]] = sc[(size_t)i * k + r];
+    }
+    free(col), free(sc);
+}
+
+void retrieval_scores_dist(Model *m, const RetrievalSet *rs, int k, float *i2t, float *t2i,
+                           const Dist *d, int progress) {
+    int I = rs->n_img, Tn = rs->n_txt, E = rs->E;
+    // ITC: i2t = img_feat @ txt_feat^T (one GEMM); t2i is its transpose.
+    ops_cpu.linear_fwd(i2t, rs->img_feat, rs->txt_feat, NULL, I, E, Tn);
+    for (int i = 0; i < I; i++)
+        for (int t = 0; t < Tn; t++) t2i[(size_t)t * I + i] = i2t[(size_t)i * Tn + t];
+    if (k <= 0 || !rs->img_tokens) return;
+    rescore_rows(m, rs, i2t, I, Tn, MIN(k, Tn), 1, d, progress);
+    rescore_rows(m, rs, t2i, Tn, I, MIN(k, I), 0, d, progress);
 }
 
 void retrieval_scores(Model *m, const RetrievalSet *rs, int k, float *i2t, float *t2i) {
-    int I = rs->n_img, Tn = rs->n_txt, E = rs->E;
-    for (int i = 0; i < I; i++)
-        for (int t = 0; t < Tn; t++) {
-            double s = 0.0;
-            for (int e = 0; e < E; e++) s += (double)rs->img_feat[(size_t)i * E + e] * rs->txt_feat[(size_t)t * E + e];
-            i2t[(size_t)i * Tn + t] = (float)s;
-            t2i[(size_t)t * I + i] = (float)s;
-        }
-    if (k <= 0 || !rs->img_tokens) return;
-    rescore_rows(m, rs, i2t, I, Tn, MIN(k, Tn), 1);
-    rescore_rows(m, rs, t2i, Tn, I, MIN(k, I), 0);
+    Dist one = {.rank = 0, .world = 1, .local_world = 1};
+    retrieval_scores_dist(m, rs, k, i2t, t2i, &one, 0);
 }
 
 // TR: an image's rank is the number of texts scoring above its best caption; IR: a text's rank

@@ -89,6 +89,14 @@ struct ShardWriter {
     Buf caps;      // caption bytes
     Buf cap_off;   // uint64, M+1
     Buf box;       // float x4
+    // task tables (shard.h): one entry per text (defaults until shard_writer_set_extra), written
+    // only when used
+    Buf t_label;                   // int32
+    Buf t_image2;                  // uint32
+    Buf t_ans, t_ans_off;          // bytes, uint64 M+1
+    Buf t_prop, t_prop_off;        // float x4, uint64 M+1 (in boxes)
+    Buf t_key, t_key_off;          // bytes, uint64 M+1
+    int used_label, used_image2, used_ans, used_prop, used_key;
     int64_t nimg, ntext;
 };
 
@@ -115,6 +123,14 @@ static void writer_free(ShardWriter *w) {
     free(w->caps.p);
     free(w->cap_off.p);
     free(w->box.p);
+    free(w->t_label.p);
+    free(w->t_image2.p);
+    free(w->t_ans.p);
+    free(w->t_ans_off.p);
+    free(w->t_prop.p);
+    free(w->t_prop_off.p);
+    free(w->t_key.p);
+    free(w->t_key_off.p);
     free(w);
 }
 
@@ -132,7 +148,8 @@ ShardWriter *shard_writer_open(const char *path, const char *dataset, uint64_t v
     w->vocab_hash = vocab_hash;
     uint64_t zero = 0;
     if (!w->path || !w->tmp || !w->spill || !w->dataset || !buf_put(&w->img_off, &zero, 8) ||
-        !buf_put(&w->cap_off, &zero, 8)) {
+        !buf_put(&w->cap_off, &zero, 8) || !buf_put(&w->t_ans_off, &zero, 8) ||
+        !buf_put(&w->t_prop_off, &zero, 8) || !buf_put(&w->t_key_off, &zero, 8)) {
         set_err(err, errlen, "%s: out of memory", path);
         writer_free(w);
         return NULL;
@@ -186,11 +203,66 @@ int64_t shard_writer_add_text(ShardWriter *w, uint32_t image, const char *captio
         return -1;
     }
     uint64_t end = w->caps.n;
-    if (!buf_put(&w->cap_off, &end, 8)) {
+    // task tables: "none" until shard_writer_set_extra
+    int32_t no_label = -1;
+    uint32_t no_image = UINT32_MAX;
+    uint64_t ae = w->t_ans.n, pe = w->t_prop.n / 16, ke = w->t_key.n;
+    if (!buf_put(&w->cap_off, &end, 8) || !buf_put(&w->t_label, &no_label, 4) ||
+        !buf_put(&w->t_image2, &no_image, 4) || !buf_put(&w->t_ans_off, &ae, 8) ||
+        !buf_put(&w->t_prop_off, &pe, 8) || !buf_put(&w->t_key_off, &ke, 8)) {
         set_err(err, errlen, "%s: out of memory", w->path);
         return -1;
     }
     return w->ntext++;
+}
+
+int shard_writer_set_extra(ShardWriter *w, int64_t text, const ShardTextExtra *e, char *err,
+                           size_t errlen) {
+    if (text != w->ntext - 1 || text < 0) {
+        set_err(err, errlen, "%s: task fields can only be set on the text added last (%lld), not %lld",
+                w->path, (long long)w->ntext - 1, (long long)text);
+        return -1;
+    }
+    if (e->has_image2 && ((int64_t)e->image2 >= w->nimg || e->image2 == UINT32_MAX)) {
+        set_err(err, errlen, "%s: text %lld: second image %u but the shard has %lld images", w->path,
+                (long long)text, e->image2, (long long)w->nimg);
+        return -1;
+    }
+    if (e->n_proposals < 0 || (e->n_proposals > 0 && !e->proposals)) {
+        set_err(err, errlen, "%s: text %lld: invalid proposal list", w->path, (long long)text);
+        return -1;
+    }
+    if (e->has_label) {
+        memcpy(w->t_label.p + 4 * (size_t)text, &e->label, 4);
+        w->used_label = 1;
+    }
+    if (e->has_image2) {
+        memcpy(w->t_image2.p + 4 * (size_t)text, &e->image2, 4);
+        w->used_image2 = 1;
+    }
+    int ok = 1;
+    if (e->answers) {
+        ok = ok && buf_put(&w->t_ans, e->answers, e->answers_len);
+        w->used_ans = 1;
+    }
+    if (e->n_proposals > 0) {
+        ok = ok && buf_put(&w->t_prop, e->proposals, (size_t)e->n_proposals * 16);
+        w->used_prop = 1;
+    }
+    if (e->key) {
+        ok = ok && buf_put(&w->t_key, e->key, strlen(e->key));
+        w->used_key = 1;
+    }
+    if (!ok) {
+        set_err(err, errlen, "%s: out of memory", w->path);
+        return -1;
+    }
+    // the end offsets of this (last) text
+    uint64_t ae = w->t_ans.n, pe = w->t_prop.n / 16, ke = w->t_key.n;
+    memcpy(w->t_ans_off.p + 8 * (size_t)(text + 1), &ae, 8);
+    memcpy(w->t_prop_off.p + 8 * (size_t)(text + 1), &pe, 8);
+    memcpy(w->t_key_off.p + 8 * (size_t)(text + 1), &ke, 8);
+    return 0;
 }
 
 int64_t shard_writer_num_images(const ShardWriter *w) { return w->nimg; }
@@ -378,6 +450,33 @@ static int write_hdf5(ShardWriter *w, char *err, size_t errlen) {
             "/texts/caption_offsets");
         TRY(write_ds(gt, "box", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, db, w->box.p, 0), "/texts/box");
     }
+    if (rc == 0) {  // optional task tables
+        hsize_t dm[1] = {M}, dm1[1] = {M + 1};
+        if (w->used_label)
+            TRY(write_ds(gt, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dm, w->t_label.p, 0), "/texts/label");
+        if (w->used_image2)
+            TRY(write_ds(gt, "image2", H5T_STD_U32LE, H5T_NATIVE_UINT32, 1, dm, w->t_image2.p, 0),
+                "/texts/image2");
+        if (w->used_ans) {
+            hsize_t dn[1] = {w->t_ans.n};
+            TRY(write_ds(gt, "answers", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, dn, w->t_ans.p, 0), "/texts/answers");
+            TRY(write_ds(gt, "answer_offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, dm1, w->t_ans_off.p, 0),
+                "/texts/answer_offsets");
+        }
+        if (w->used_prop) {
+            hsize_t dp[2] = {w->t_prop.n / 16, 4};
+            TRY(write_ds(gt, "proposals", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dp, w->t_prop.p, 0),
+                "/texts/proposals");
+            TRY(write_ds(gt, "proposal_offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, dm1, w->t_prop_off.p, 0),
+                "/texts/proposal_offsets");
+        }
+        if (w->used_key) {
+            hsize_t dn[1] = {w->t_key.n};
+            TRY(write_ds(gt, "key", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, dn, w->t_key.p, 0), "/texts/key");
+            TRY(write_ds(gt, "key_offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, dm1, w->t_key_off.p, 0),
+                "/texts/key_offsets");
+        }
+    }
 #undef TRY
     if (gi >= 0) H5Gclose(gi);
     if (gt >= 0) H5Gclose(gt);
@@ -438,6 +537,15 @@ struct Shard {
     uint64_t *cap_off;      // M+1, into caps (each caption followed by a NUL)
     float *box;             // M*4
     size_t max_img;
+    // optional task tables (NULL when absent)
+    int32_t *label;         // M
+    uint32_t *image2;       // M
+    char *ans;              // NUL-terminated answer blocks back to back
+    uint64_t *ans_off;      // M+1 into ans
+    float *prop;            // P*4
+    uint64_t *prop_off;     // M+1, in boxes
+    char *tkey;             // NUL-terminated text keys back to back
+    uint64_t *tkey_off;     // M+1 into tkey
 };
 
 void shard_close(Shard *s) {
@@ -453,6 +561,14 @@ void shard_close(Shard *s) {
     free(s->caps);
     free(s->cap_off);
     free(s->box);
+    free(s->label);
+    free(s->image2);
+    free(s->ans);
+    free(s->ans_off);
+    free(s->prop);
+    free(s->prop_off);
+    free(s->tkey);
+    free(s->tkey_off);
     free(s);
 }
 
@@ -641,6 +757,129 @@ static int read_keys(OpenCtx *c, hid_t gi, Shard *s) {
     return rc;
 }
 
+// Offsets table `offname` (uint64[M+1], non-decreasing from 0 to `total`) into *out.
+static int read_offsets(OpenCtx *c, hid_t gt, const char *offname, int64_t M, uint64_t total,
+                        uint64_t **out) {
+    hsize_t dims[2];
+    hid_t d = open_ds(c, gt, "texts", offname, H5T_INTEGER, 1, dims);
+    if (d < 0) return -1;
+    int rc = -1;
+    uint64_t *o = NULL;
+    if ((int64_t)dims[0] != M + 1) {
+        set_err(c->err, c->errlen, "%s: /texts/%s has %llu entries, expected %lld", c->path, offname,
+                (unsigned long long)dims[0], (long long)M + 1);
+    } else if (!(o = xmalloc_n(dims[0], 8))) {
+        set_err(c->err, c->errlen, "%s: out of memory reading /texts/%s", c->path, offname);
+    } else if (read_ds(c, d, "texts", offname, H5T_NATIVE_UINT64, o, dims[0]) == 0) {
+        rc = 0;
+        if (o[0] != 0 || o[M] != total) rc = -1;
+        for (int64_t t = 0; t < M && rc == 0; t++)
+            if (o[t + 1] < o[t]) rc = -1;
+        if (rc != 0)
+            set_err(c->err, c->errlen, "%s: /texts/%s is not a non-decreasing span of its table", c->path,
+                    offname);
+    }
+    H5Dclose(d);
+    if (rc == 0) *out = o;
+    else free(o);
+    return rc;
+}
+
+// Optional byte table `name` + `offname`, re-laid out with a NUL after each text's bytes.
+static int read_text_bytes(OpenCtx *c, hid_t gt, const char *name, const char *offname, int64_t M,
+                           char **bytes, uint64_t **offs) {
+    hsize_t dims[2];
+    hid_t d = open_ds(c, gt, "texts", name, H5T_INTEGER, 1, dims);
+    if (d < 0) return -1;
+    uint64_t n = dims[0];
+    char *raw = xmalloc_n(n, 1);
+    if (!raw) {
+        H5Dclose(d);
+        set_err(c->err, c->errlen, "%s: out of memory reading /texts/%s", c->path, name);
+        return -1;
+    }
+    int rc = read_ds(c, d, "texts", name, H5T_NATIVE_UINT8, raw, n);
+    H5Dclose(d);
+    uint64_t *o = NULL;
+    if (rc == 0) rc = read_offsets(c, gt, offname, M, n, &o);
+    char *out = rc == 0 ? xmalloc_n(n + (uint64_t)M + 1, 1) : NULL;
+    if (rc == 0 && !out) {
+        set_err(c->err, c->errlen, "%s: out of memory reading /texts/%s", c->path, name);
+        rc = -1;
+    }
+    if (rc != 0) {
+        free(raw);
+        free(o);
+        return -1;
+    }
+    uint64_t pos = 0;
+    for (int64_t t = 0; t < M; t++) {
+        uint64_t a = o[t], b = o[t + 1];
+        memcpy(out + pos, raw + a, (size_t)(b - a));
+        o[t] = pos;
+        pos += b - a;
+        out[pos++] = '\0';
+    }
+    o[M] = pos;
+    out[pos] = '\0';
+    free(raw);
+    *bytes = out;
+    *offs = o;
+    return 0;
+}
+
+// The optional task tables of shard.h ("Task tables"); absent ones stay NULL.
+static int read_task_tables(OpenCtx *c, hid_t gt, Shard *s) {
+    hsize_t dims[2];
+    hid_t d;
+    if (H5Lexists(gt, "label", H5P_DEFAULT) > 0) {
+        if ((d = open_ds(c, gt, "texts", "label", H5T_INTEGER, 1, dims)) < 0) return -1;
+        int bad = (int64_t)dims[0] != s->M || !(s->label = xmalloc_n((uint64_t)s->M, 4)) ||
+                  read_ds(c, d, "texts", "label", H5T_NATIVE_INT32, s->label, (uint64_t)s->M) < 0;
+        H5Dclose(d);
+        if (bad) {
+            if (c->err && !c->err[0]) set_err(c->err, c->errlen, "%s: /texts/label must have %lld entries", c->path, (long long)s->M);
+            return -1;
+        }
+    }
+    if (H5Lexists(gt, "image2", H5P_DEFAULT) > 0) {
+        if ((d = open_ds(c, gt, "texts", "image2", H5T_INTEGER, 1, dims)) < 0) return -1;
+        int bad = (int64_t)dims[0] != s->M || !(s->image2 = xmalloc_n((uint64_t)s->M, 4)) ||
+                  read_ds(c, d, "texts", "image2", H5T_NATIVE_UINT32, s->image2, (uint64_t)s->M) < 0;
+        H5Dclose(d);
+        if (bad) {
+            if (c->err && !c->err[0]) set_err(c->err, c->errlen, "%s: /texts/image2 must have %lld entries", c->path, (long long)s->M);
+            return -1;
+        }
+        for (int64_t t = 0; t < s->M; t++) {
+            if (s->image2[t] != UINT32_MAX && (int64_t)s->image2[t] >= s->N) {
+                set_err(c->err, c->errlen, "%s: /texts/image2[%lld] = %u but the shard has %lld images", c->path,
+                        (long long)t, s->image2[t], (long long)s->N);
+                return -1;
+            }
+        }
+    }
+    if (H5Lexists(gt, "answers", H5P_DEFAULT) > 0 &&
+        read_text_bytes(c, gt, "answers", "answer_offsets", s->M, &s->ans, &s->ans_off) < 0)
+        return -1;
+    if (H5Lexists(gt, "key", H5P_DEFAULT) > 0 &&
+        read_text_bytes(c, gt, "key", "key_offsets", s->M, &s->tkey, &s->tkey_off) < 0)
+        return -1;
+    if (H5Lexists(gt, "proposals", H5P_DEFAULT) > 0) {
+        if ((d = open_ds(c, gt, "texts", "proposals", H5T_FLOAT, 2, dims)) < 0) return -1;
+        uint64_t P = dims[0];
+        int bad = dims[1] != 4 || !(s->prop = xmalloc_n(P * 4, 4)) ||
+                  read_ds(c, d, "texts", "proposals", H5T_NATIVE_FLOAT, s->prop, P * 4) < 0;
+        H5Dclose(d);
+        if (bad) {
+            if (c->err && !c->err[0]) set_err(c->err, c->errlen, "%s: /texts/proposals must be float32 [P,4]", c->path);
+            return -1;
+        }
+        if (read_offsets(c, gt, "proposal_offsets", s->M, P, &s->prop_off) < 0) return -1;
+    }
+    return 0;
+}
+
 static int open_tables(OpenCtx *c, hid_t f, Shard *s, int flags) {
     (void)flags;
     hid_t gi = -1, gt = -1, d = -1;
@@ -806,6 +1045,7 @@ static int open_tables(OpenCtx *c, hid_t f, Shard *s, int flags) {
     if (read_ds(c, d, "texts", "box", H5T_NATIVE_FLOAT, s->box, (uint64_t)s->M * 4) < 0) goto out;
     H5Dclose(d);
     d = -1;
+    if (read_task_tables(c, gt, s) < 0) goto out;
     rc = 0;
     goto out;
 oom:
@@ -943,3 +1183,36 @@ const char *shard_text_caption(const Shard *s, int64_t t, size_t *len) {
 }
 
 void shard_text_box(const Shard *s, int64_t t, float box[4]) { memcpy(box, s->box + 4 * t, 16); }
+
+int shard_has_labels(const Shard *s) { return s->label != NULL; }
+int shard_has_image2(const Shard *s) { return s->image2 != NULL; }
+int shard_has_answers(const Shard *s) { return s->ans != NULL; }
+int shard_has_proposals(const Shard *s) { return s->prop_off != NULL; }
+int shard_has_text_keys(const Shard *s) { return s->tkey != NULL; }
+
+int32_t shard_text_label(const Shard *s, int64_t t) { return s->label ? s->label[t] : -1; }
+
+int64_t shard_text_image2(const Shard *s, int64_t t) {
+    if (!s->image2 || s->image2[t] == UINT32_MAX) return -1;
+    return s->image2[t];
+}
+
+const char *shard_text_answers(const Shard *s, int64_t t, size_t *len) {
+    if (!s->ans) {
+        if (len) *len = 0;
+        return "";
+    }
+    if (len) *len = (size_t)(s->ans_off[t + 1] - s->ans_off[t] - 1);
+    return s->ans + s->ans_off[t];
+}
+
+int shard_text_proposals(const Shard *s, int64_t t, const float **boxes) {
+    if (!s->prop_off) {
+        if (boxes) *boxes = NULL;
+        return 0;
+    }
+    if (boxes) *boxes = s->prop + 4 * s->prop_off[t];
+    return (int)(s->prop_off[t + 1] - s->prop_off[t]);
+}
+
+const char *shard_text_key(const Shard *s, int64_t t) { return s->tkey ? s->tkey + s->tkey_off[t] : ""; }

@@ -1,10 +1,11 @@
-// step.c: the VLMAE / ALBEF pre-training step: five losses on one engine (DESIGN.md section 4,
-// tests/reference/SPEC.md for the exact contract).
+// step.c: the VLMAE / ALBEF / TCL pre-training step: five losses on one engine (DESIGN.md section
+// 4, tests/reference/SPEC.md for the exact contract); TCL's extra terms are built by tcl.c.
 #include "step.h"
 
 #include <string.h>
 
 #include "common.h"
+#include "tcl.h"
 
 static void *ints(Step *s, int n) { return arena_alloc(&s->arena, (size_t)n * sizeof(int32_t)); }
 static float *floats(Step *s, size_t n) { return arena_alloc(&s->arena, n * sizeof(float)); }
@@ -66,9 +67,11 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
     Graph *g = &s->g;
     int B = bt->B, T = bt->T, H = bt->H, N = model_num_patches(c), K = model_num_visible(c);
     int C = c->vision_width, Ct = c->text_width, E = c->embed_dim, Q = c->queue_size;
-    int P = 3 * c->patch_size * c->patch_size, vlmae = c->objective == OBJ_VLMAE;
+    int P = 3 * c->patch_size * c->patch_size, vlmae = c->objective == OBJ_VLMAE, tcl = c->objective == OBJ_TCL;
     if (B != s->B || T != s->T) die("batch %dx%d does not match the planned %dx%d", B, T, s->B, s->T);
     if (H != c->image_size || bt->W != c->image_size) die("image %dx%d, model expects %d", H, bt->W, c->image_size);
+    if (tcl && !bt->image2)
+        die("objective tcl needs a second augmented view of every image (Batch.image2; the data loader's two_views)");
 
     arena_reset(&s->arena);
     graph_clear(g);
@@ -80,11 +83,16 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
     for (int i = 0; i < B * T; i++) tmask[i] = bt->text_mask[i] ? 0.0f : -10000.0f;
     Tensor *patches = g_tensor2(g, B * N, P, 0);
     patchify_conv(bt->image, B, H, c->patch_size, patches->data);
+    Tensor *patches_m = patches;  // the momentum image encoder's input: tcl gives it the second view
+    if (tcl) {
+        patches_m = g_tensor2(g, B * N, P, 0);
+        patchify_conv(bt->image2, B, H, c->patch_size, patches_m->data);
+    }
     Tensor *temp_const = g_const(g, m->temp->data, 1, 1);
 
     // 1-2. Encoders: online image on the visible patches, momentum image on all; text both.
     Tensor *v = vit_forward(g, m, &m->on, patches, ch->ids_keep, B, K);  // (B*(1+K), C)
-    Tensor *v_hat = vit_forward(g, m, &m->mo, patches, NULL, B, N);      // (B*(1+N), C)
+    Tensor *v_hat = vit_forward(g, m, &m->mo, patches_m, NULL, B, N);    // (B*(1+N), C)
     Tensor *w = bert_text(g, m, &m->on, bt->text_ids, tmask, B, T);      // (B*T, Ct)
     Tensor *w_hat = bert_text(g, m, &m->mo, bt->text_ids, tmask, B, T);
 
@@ -105,6 +113,12 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
     Tensor *s_t2i = g_div_scalar(g, g_linear(g, txt, keys_i, NULL), m->temp);
     Tensor *l_i2t = g_xent(g, s_i2t, diag, teacher_probs(s, img_m, keys_t, temp_const), alpha);
     Tensor *l_t2i = g_xent(g, s_t2i, diag, teacher_probs(s, txt_m, keys_i, temp_const), alpha);
+    TclTerms tt;  // tcl: intra-modal (i2i, t2t) and local MI terms (tcl.h)
+    if (tcl) {
+        TclInputs ti = {.img = img, .txt = txt, .keys_i = keys_i, .keys_t = keys_t, .v_hat = v_hat,
+                        .w_hat = w_hat, .text_mask = bt->text_mask, .B = B, .T = T};
+        tcl_terms(g, m, &ti, &tt);
+    }
 
     // 4. ITM: B positives + 2B hard negatives drawn from the in-batch similarities.
     if (preset) {
@@ -162,8 +176,16 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
         l_ifr = g_l1(g, v_cls, vhat_cls->data);
     }
 
-    // 8. Weighted sum: seed each loss's gradient with its weight, then backpropagate.
+    // 8. Weighted sum: seed each loss's gradient with its weight, then backpropagate. The
+    // contrastive part is the mean of i2t and t2i, for tcl the mean of six terms.
     out->itc = 0.5f * (l_i2t->data[0] + l_t2i->data[0]);
+    out->imc = out->lmi = 0.0f;
+    if (tcl) {
+        out->imc = 0.5f * (tt.i2i->data[0] + tt.t2t->data[0]);
+        out->lmi = 0.5f * (tt.lmi_img + tt.lmi_txt);
+        out->itc = (out->itc + out->imc + out->lmi) / 3.0f;
+    }
+    float w_term = tcl ? c->w_itc / 6.0f : 0.5f * c->w_itc;  // each contrastive term's weight
     out->itm = l_itm->data[0];
     out->mlm = l_mlm ? l_mlm->data[0] : 0.0f;
     out->rmim = l_rmim ? l_rmim->data[0] : 0.0f;
@@ -171,8 +193,9 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
     out->total = c->w_itc * out->itc + c->w_itm * out->itm + c->w_mlm * out->mlm +
                  c->w_rmim * out->rmim + c->w_ifr * out->ifr;
     if (g->grad_enabled) {
-        l_i2t->grad[0] = 0.5f * c->w_itc;
-        l_t2i->grad[0] = 0.5f * c->w_itc;
+        l_i2t->grad[0] = w_term;
+        l_t2i->grad[0] = w_term;
+        if (tcl) tcl_seed(&tt, w_term);
         l_itm->grad[0] = c->w_itm;
         if (l_mlm && l_mlm->grad) l_mlm->grad[0] = c->w_mlm;
         if (l_rmim) l_rmim->grad[0] = c->w_rmim;

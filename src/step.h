@@ -1,4 +1,4 @@
-// step.h: one pre-training step (forward + backward) of the objectives `vlmae` and `albef`.
+// step.h: one pre-training step (forward + backward) of the objectives `vlmae`, `albef` and `tcl`.
 // The step reads the model, writes parameter gradients (accumulating: the caller zeroes them),
 // and leaves this rank's momentum features for the caller to all-gather and enqueue. It changes
 // no other model state: the momentum EMA, the temperature clamp, the queue update and the
@@ -12,8 +12,9 @@
 #include "model.h"
 
 typedef struct {
-    float itc, itm, mlm, rmim, ifr;
-    float total;  // weighted sum
+    float itc, itm, mlm, rmim, ifr;  // itc: the contrastive part (tcl: the mean of its six terms)
+    float total;     // weighted sum
+    float imc, lmi;  // tcl only (else 0), for the logs: mean of i2i and t2t; mean of the two LMI terms
 } Losses;
 
 typedef struct {

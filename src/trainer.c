@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -52,6 +53,27 @@ static int check_finite(Trainer *t, const Losses *l, char *what, size_t n) {
     return snprintf(what, n, "momentum features"), 0;
 }
 
+// TEST HOOK (tests/test_faults.sh; inert unless the variable is set): VLMAE_TEST_NAN_STEP=N makes
+// step N (1-based, as logged) non-finite on rank VLMAE_TEST_NAN_RANK (default 0): the first value
+// of that rank's local gradient becomes NaN before the all-reduce, or with VLMAE_TEST_NAN_WHAT=loss
+// its itc loss does. It exercises the non-finite guard end to end; never set it in production.
+static void test_nan_hook(Trainer *t, Losses *out) {
+    static int64_t step = -2;
+    static int rank = 0, loss = 0;
+    if (step == -2) {
+        const char *s = getenv("VLMAE_TEST_NAN_STEP"), *r = getenv("VLMAE_TEST_NAN_RANK");
+        const char *w = getenv("VLMAE_TEST_NAN_WHAT");
+        step = s && *s ? atoll(s) : -1;
+        rank = r && *r ? atoi(r) : 0;
+        loss = w && !strcmp(w, "loss");
+    }
+    if (step < 0 || t->step_count + 1 != step || t->dist->rank != rank) return;
+    if (loss) out->itc = NAN;
+    else t->m->params.grad[0] = NAN;
+    fprintf(stderr, "vlmae: TEST HOOK VLMAE_TEST_NAN_STEP: %s%s set to NaN on rank %d at step %lld\n",
+            loss ? "loss itc" : "a gradient value of ", loss ? "" : t->m->params.p[0].name, rank, (long long)step);
+}
+
 int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
     Model *m = t->m;
     const Dist *d = t->dist;
@@ -67,6 +89,7 @@ int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
     Rng rng;  // this step's random choices: a pure function of (seed, rank, step) => exact resume
     rng_seed_stream(&rng, t->opt.seed, (uint64_t)d->rank, (uint64_t)s);
     pretrain_step(&t->step, m, batch, alpha, &rng, NULL, out);
+    test_nan_hook(t, out);
     dist_allreduce_mean(d, m->params.grad, m->params.total);
 
     // Losses are per rank; the guard looks at the averaged gradients and every rank's losses.

@@ -476,7 +476,7 @@ static void test_set(void) {
                      NULL);
     expect_set_error(&c, "batch_size=4", "unknown key 'batch_size'", "did you mean 'train.batch_size'?", NULL);
     expect_set_error(&c, "model.mask_ratio=1", "model.mask_ratio must be in [0, 1)", NULL);
-    expect_set_error(&c, "model.objective=tcl", "model.objective", "vlmae | albef", NULL);
+    expect_set_error(&c, "model.objective=clip", "model.objective", "vlmae | albef | tcl", NULL);
     expect_set_error(&c, "train.alpha_ramp=2", "expected a boolean", "train.alpha_ramp", NULL);
     expect_set_error(&c, "train.batch_size", "expected KEY=VALUE", NULL);
     expect_set_error(&c, "=4", "empty key", NULL);

@@ -736,6 +736,22 @@ static void test_optim(void) {
     for (int i = 0; i < 1000; i++) sc[i] *= 0.25f;
     cuda_scale(sc_, 0.25f, 1000);
     cmp(&st, "scale", down(sc_, 1000), sc, 1000);
+    // device dropout masks: keep rate, reproducible per seed, different across seeds
+    size_t nk = 1 << 20;
+    uint8_t *k1_ = dalloc_bytes(nk), *k2_ = dalloc_bytes(nk), *k3_ = dalloc_bytes(nk);
+    cuda_dropout_mask(k1_, nk, 0.3f, 42);
+    cuda_dropout_mask(k2_, nk, 0.3f, 42);
+    cuda_dropout_mask(k3_, nk, 0.3f, 43);
+    uint8_t *k1 = halloc(nk), *k2 = halloc(nk), *k3 = halloc(nk);
+    cuda_memcpy_d2h(k1, k1_, nk);
+    cuda_memcpy_d2h(k2, k2_, nk);
+    cuda_memcpy_d2h(k3, k3_, nk);
+    size_t kept = 0, same13 = 0, bad_byte = 0;
+    for (size_t i = 0; i < nk; i++) kept += k1[i], same13 += k1[i] == k3[i], bad_byte += k1[i] > 1;
+    double rate = (double)kept / nk;
+    check_true(&st, fabs(rate - 0.7) < 0.003 && !bad_byte, "dropout mask keep rate is not 0.7");
+    check_true(&st, memcmp(k1, k2, nk) == 0, "dropout mask differs for the same seed");
+    check_true(&st, same13 < nk * 0.62, "dropout masks of two seeds are not independent");
     st_end(&st);
 }
 

@@ -472,6 +472,41 @@ static void test_by_image(void) {
     loader_close(T);
 }
 
+// two_views (objective tcl): the first view and everything else are unchanged; image2 is a second,
+// different augmentation, reproducible whatever the threads; eval mode copies the image; without
+// the option image2 is NULL.
+static void test_two_views(void) {
+    LoaderConfig c;
+    base_config(&c, 3);
+    Loader *P = open_or_die(&c);
+    c.two_views = 1;
+    Loader *A = open_or_die(&c);
+    c.threads = 4;
+    Loader *B = open_or_die(&c);
+    size_t npx = (size_t)3 * SIZE * SIZE;
+    for (int k = 0; k < 3; k++) {
+        Batch *p, *a, *b;
+        CHECK(loader_next(P, &p) == 1 && loader_next(A, &a) == 1 && loader_next(B, &b) == 1);
+        CHECK(p->image2 == NULL && a->image2 != NULL && b->image2 != NULL);
+        Snap s = snap(p);
+        CHECK(snap_eq(&s, a));
+        snap_free(&s);
+        CHECK(!memcmp(a->image2, b->image2, sizeof(float) * npx * (size_t)a->B));
+        for (int i = 0; i < a->B; i++)
+            CHECK(memcmp(a->image + i * npx, a->image2 + i * npx, sizeof(float) * npx) != 0);
+    }
+    loader_close(P);
+    loader_close(A);
+    loader_close(B);
+    base_config(&c, 3);
+    c.eval = 1;
+    c.two_views = 1;
+    Loader *E = open_or_die(&c);
+    Batch *e;
+    CHECK(loader_next(E, &e) == 1 && e->image2 && !memcmp(e->image, e->image2, sizeof(float) * npx * (size_t)e->B));
+    loader_close(E);
+}
+
 // An empty shard (a slice whose images were all broken) in the middle of the list is harmless.
 static void test_empty_shard(void) {
     char path[600], err[512];
@@ -562,6 +597,7 @@ int main(void) {
     test_eval();
     test_corrupt();
     test_by_image();
+    test_two_views();
     test_empty_shard();
     test_errors();
     tokenizer_free(tok);

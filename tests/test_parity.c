@@ -1,7 +1,7 @@
 // test_parity.c: writes one pre-training step of a tiny model for the PyTorch reference to check
-// (tests/test_parity.sh runs both). Usage: test_parity OUTDIR vlmae|albef
-// OUTDIR/case.json (config), OUTDIR/case.vlt (weights, batch, queues, random choices) and
-// OUTDIR/c_out.vlt (the five losses and every online parameter's gradient).
+// (tests/test_parity.sh runs both). Usage: test_parity OUTDIR vlmae|albef|tcl
+// OUTDIR/case.json (config), OUTDIR/case.vlt (weights, batch, queues, random choices; for tcl the
+// second view image2) and OUTDIR/c_out.vlt (the losses and every online parameter's gradient).
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,11 +42,12 @@ static void put_param(VltWriter *w, const ParamInfo *pi, const float *data, cons
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) die("usage: test_parity OUTDIR vlmae|albef");
+    if (argc != 3) die("usage: test_parity OUTDIR vlmae|albef|tcl");
     const char *dir = argv[1];
     ModelConfig c;
     model_config_tiny(&c);
-    c.objective = strcmp(argv[2], "albef") == 0 ? OBJ_ALBEF : OBJ_VLMAE;
+    c.objective = !strcmp(argv[2], "albef") ? OBJ_ALBEF : !strcmp(argv[2], "tcl") ? OBJ_TCL : OBJ_VLMAE;
+    int tcl = c.objective == OBJ_TCL;
     c.vocab_size = 64, c.max_text_len = 16, c.queue_size = 8;
     c.pad_id = 0, c.cls_id = 1, c.mask_id = 2;
     c.hidden_dropout = c.attn_dropout = 0.0f;
@@ -63,11 +64,15 @@ int main(int argc, char **argv) {
     m.temp->data[0] = 0.1f;
 
     Batch bt = {.B = B, .T = T, .H = S, .W = S};
-    float image[4 * 3 * 32 * 32], box[4 * 4];
+    float image[4 * 3 * 32 * 32], image2[4 * 3 * 32 * 32], box[4 * 4];
     int32_t ids[4 * 8], mask[4 * 8];
     int64_t image_id[4];
     int lens[4] = {8, 6, 5, 3};
+    if (tcl) lens[3] = 1;  // a caption of [CLS] alone: no text locals (TCL's LMI leaves it out)
     for (int i = 0; i < B * 3 * S * S; i++) image[i] = (float)rng_normal(&r);
+    // tcl's second view: the image flipped left-right, plus noise (another "augmentation")
+    for (int i = 0; i < B * 3 * S; i++)
+        for (int x = 0; x < S; x++) image2[i * S + x] = image[i * S + S - 1 - x] + 0.3f * (float)rng_normal(&r);
     for (int b = 0; b < B; b++) {
         image_id[b] = b;
         for (int t = 0; t < T; t++) {
@@ -80,6 +85,7 @@ int main(int argc, char **argv) {
     box[0] = 0.1f, box[1] = 0.2f, box[2] = 0.5f, box[3] = 0.6f;   // sample 0 has a region
     box[8] = 0.5f, box[9] = 0.0f, box[10] = 0.5f, box[11] = 1.0f;  // sample 2: right half
     bt.image = image, bt.text_ids = ids, bt.text_mask = mask, bt.box = box, bt.image_id = image_id;
+    bt.image2 = tcl ? image2 : NULL;
 
     Step st;
     step_create(&st, &m, &bt);
@@ -88,8 +94,10 @@ int main(int argc, char **argv) {
     Rng sr;
     rng_seed(&sr, 99);
     pretrain_step(&st, &m, &bt, alpha, &sr, NULL, &l);
-    printf("c losses: itc %.6f itm %.6f mlm %.6f rmim %.6f ifr %.6f total %.6f\n", l.itc, l.itm, l.mlm,
+    printf("c losses: itc %.6f itm %.6f mlm %.6f rmim %.6f ifr %.6f total %.6f", l.itc, l.itm, l.mlm,
            l.rmim, l.ifr, l.total);
+    if (tcl) printf(" imc %.6f lmi %.6f", l.imc, l.lmi);
+    printf("\n");
 
     char path[1024];
     snprintf(path, sizeof(path), "%s/case.json", dir);
@@ -102,6 +110,7 @@ int main(int argc, char **argv) {
     const StepChoices *ch = &st.ch;
     int N = ch->N, K = ch->K, E = c.embed_dim, Q = c.queue_size;
     vlt_put_f32(&w, "image", image, 4, B, 3, S, S);
+    if (tcl) vlt_put_f32(&w, "image2", image2, 4, B, 3, S, S);
     vlt_put_i32(&w, "text_ids", ids, 2, B, T);
     vlt_put_i32(&w, "text_mask", mask, 2, B, T);
     vlt_put_i32(&w, "ids_keep", ch->ids_keep, 2, B, K);
@@ -126,6 +135,11 @@ int main(int argc, char **argv) {
     vlt_put_f32(&w, "loss.mlm", &l.mlm, 1, 1);
     vlt_put_f32(&w, "loss.rmim", &l.rmim, 1, 1);  // 0 for albef, as in the reference
     vlt_put_f32(&w, "loss.ifr", &l.ifr, 1, 1);
+    if (tcl) {  // the contrastive part's pieces: (i2i + t2t)/2 and (lmi_img + lmi_txt)/2
+        vlt_put_f32(&w, "loss.imc", &l.imc, 1, 1);
+        vlt_put_f32(&w, "loss.lmi", &l.lmi, 1, 1);
+    }
+    vlt_put_f32(&w, "loss.total", &l.total, 1, 1);
     for (int i = 0; i < m.params.count; i++)  // albef: the decoder's gradients are all zero
         put_param(&w, &m.params.p[i], m.params.grad + m.params.p[i].offset, "grad.");
     vlt_close(&w);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_parity.sh: one pre-training step of a tiny model, C engine vs the PyTorch reference
-# (tests/reference/), for the objectives vlmae and albef. Losses within 1e-5 relative and every
+# (tests/reference/), for the objectives vlmae, albef and tcl. Losses within 1e-5 relative and every
 # gradient tensor within 1e-4 relative (tensor max-norm). Skips (77) without Debian's torch.
 set -eu
 PY=${PYTHON:-/usr/bin/python3}
@@ -12,7 +12,7 @@ fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 status=0
-for obj in vlmae albef; do
+for obj in vlmae albef tcl; do
     mkdir -p "$dir/$obj"
     "${top_builddir:-.}/tests/test_parity" "$dir/$obj" "$obj"
     echo "== $obj"

@@ -22,7 +22,8 @@ set -uo pipefail
 
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
-B=$(cd "$B" && pwd) S=$(cd "$S" && pwd)
+B=$(cd "$B" 2>/dev/null && pwd) || { echo "SKIP: no build directory ${top_builddir:-.}"; exit 77; }
+S=$(cd "$S" && pwd) || exit 1
 VLMAE="$B/vlmae"
 PATH=$PATH:/usr/sbin:/sbin
 for prog in slurmctld slurmd munged sbatch srun scontrol scancel; do

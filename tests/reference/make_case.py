@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """make_case.py: write a random, self-consistent parity case (INPUT.vlt + CONFIG.json).
 
-    /usr/bin/python3 tests/reference/make_case.py INPUT.vlt CONFIG.json [--objective vlmae|albef]
+    /usr/bin/python3 tests/reference/make_case.py INPUT.vlt CONFIG.json [--objective vlmae|albef|tcl]
         [--seed S] [--batch B] [--text-len T] [--set key=value ...]
         [--no-mlm-mask] [--empty-region] [--same-momentum]
 
@@ -69,7 +69,7 @@ def make_case(cfg, seed=0, B=4, T=8, no_mlm_mask=False, empty_region=False, same
     N, V, g = cfg["N"], cfg["vocab_size"], cfg["grid"]
     t = {}
     params = random_params(cfg, rng)
-    if cfg["objective"] == "albef":  # the decoder takes no part; leave it out of the case
+    if cfg["objective"] != "vlmae":  # the decoder takes no part; leave it out of the case
         params = {k: v for k, v in params.items() if not k.startswith("dec.")}
     t.update(params)
     for name, shape in ref.tower_specs(cfg):
@@ -79,6 +79,8 @@ def make_case(cfg, seed=0, B=4, T=8, no_mlm_mask=False, empty_region=False, same
 
     H = cfg["image_size"]
     t["image"] = rng.normal(size=(B, 3, H, H)).astype(np.float32)
+    if cfg["objective"] == "tcl":  # the second view: flipped left-right plus noise
+        t["image2"] = (t["image"][..., ::-1] + 0.3 * rng.normal(size=(B, 3, H, H))).astype(np.float32)
 
     # captions: [CLS] w w w ... [PAD]...; lengths vary, sample 0 full length
     lens = rng.integers(3, T + 1, size=B)
@@ -109,7 +111,7 @@ def make_case(cfg, seed=0, B=4, T=8, no_mlm_mask=False, empty_region=False, same
     t["mlm_ids"], t["mlm_labels"] = mlm_ids, labels
 
     # MAE masking
-    if cfg["objective"] == "albef":
+    if cfg["objective"] in ("albef", "tcl"):
         K = N
         shuffle = np.tile(np.arange(N), (B, 1))
     else:

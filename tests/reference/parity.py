@@ -5,7 +5,8 @@
         [--rtol-loss 1e-5] [--rtol-grad 1e-4] [--double] [--dump REF.vlt] [--show N] [--quiet]
 
 Runs vlmae_ref.step on INPUT (float32, or float64 with --double) and compares with the C side's
-`loss.{itc,itm,mlm,rmim,ifr}` (and `loss.total` when present) and `grad.NAME` entries:
+`loss.{itc,itm,mlm,rmim,ifr}` (tcl: also `loss.imc`, `loss.lmi`; `loss.total` when present)
+and `grad.NAME` entries:
   loss:     |a - b| / max(|b|, 1e-8)                       (b = reference)
   gradient: max|a - b| / max(max|b|, 1e-8, floor)          tensor-wise max-norm relative
 where floor is 0 except for attention key biases (`*.attn.k.bias`, `*.cross.k.bias`): their
@@ -48,7 +49,7 @@ def compare(cfg, inp, ref_losses, ref_grads, cout, rtol_loss, rtol_grad):
     def row(name, shape, abs_err, scale, rel, tol, ok, note=""):
         rows.append((name, shape, abs_err, scale, rel, tol, ok, note))
 
-    loss_names = list(ref.LOSS_NAMES) + (["total"] if "loss.total" in cout else [])
+    loss_names = list(ref.loss_names(cfg)) + (["total"] if "loss.total" in cout else [])
     for n in loss_names:
         key = "loss." + n
         b = ref_losses[n]

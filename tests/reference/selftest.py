@@ -10,7 +10,8 @@
    nn.TransformerEncoderLayer(norm_first=False); the fusion layer == nn.TransformerDecoderLayer
    (post-LN self-attn, cross-attn, FFN); the MAE unshuffle; MLM and RMIM losses in ALBEF / MAE form.
 3. torch.autograd.gradcheck (float64, fast mode) of the total loss with respect to every online
-   parameter, objectives vlmae and albef (the teacher temperature held constant, as SPEC says).
+   parameter, objectives vlmae, albef and tcl (the teacher temperature held constant, as SPEC says);
+   TCL's local MI loss and region pooling against plain loops.
 4. parity.py end to end: the float32 reference against its own float64 results passes; a
    perturbed, missing or unknown gradient fails; degenerate cases (no masked text, empty region).
 Prints one line per check and "selftest: N passed, M failed"; exit 0 iff all pass.
@@ -243,8 +244,45 @@ def test_loss_forms():
         check("RMIM weight == MAE mask x region", torch.equal(acts["rmim_weight"], wgt))
 
 
+def test_tcl_forms():
+    """TCL's in-batch global-to-local loss and region pooling against plain loops."""
+    g = torch.Generator().manual_seed(4)
+    B, n, E, dt = 4, 5, 6, torch.float64
+    l = F.normalize(torch.randn(B, n, E, generator=g, dtype=dt), dim=-1)
+    m = F.normalize(torch.randn(B, E, generator=g, dtype=dt), dim=-1)
+    temp = 0.1
+    mask = torch.ones(B, n, dtype=torch.long)
+    mask[1, 3:] = 0
+    mask[2, :] = 0  # no locals: left out of the mean
+    for mk in (None, mask):
+        per = []
+        for i in range(B):
+            terms = []
+            for k in range(n):
+                if mk is not None and not mk[i, k]:
+                    continue
+                neg = [m[i] @ l[j, kk] / temp for j in range(B) for kk in range(n)
+                       if j != i and (mk is None or mk[j, kk])]
+                logits = torch.stack([m[i] @ l[i, k] / temp] + neg)
+                terms.append(-torch.log_softmax(logits, 0)[0])
+            if terms:
+                per.append(torch.stack(terms).mean())
+        want = torch.stack(per).mean()
+        ok, det = close(ref.in_batch_g2l(l, m, temp, mk), want, 1e-12)
+        check("TCL g2l loss == loops (%s)" % ("text mask" if mk is not None else "image"), ok, det)
+    x = torch.randn(2, 64, 3, generator=g, dtype=dt)  # grid 8: cells of 2x2 -> 16 regions
+    want = torch.zeros(2, 16, 3, dtype=dt)
+    for r in range(16):
+        ri, rj = divmod(r, 4)
+        for y in range(2 * ri, 2 * ri + 2):
+            for xx in range(2 * rj, 2 * rj + 2):
+                want[:, r] += x[:, y * 8 + xx] / 4
+    ok, det = close(ref.region_pool(x, 8), want, 1e-12)
+    check("TCL region pooling == loops (grid 8)", ok, det)
+
+
 def test_gradcheck(quick):
-    for objective in ("vlmae", "albef"):
+    for objective in ("vlmae", "albef", "tcl"):
         # a very small config keeps the finite differences cheap
         cfg = tiny_cfg(objective, image_size=16, patch_size=4, vision_width=16, vision_depth=1,
                        vision_heads=2, vision_mlp=24, vocab_size=24, text_width=16, text_heads=2,
@@ -308,7 +346,7 @@ def run_parity(args):
 
 
 def test_parity(tmp):
-    for objective, extra in (("vlmae", []), ("albef", []), ("vlmae", ["--no-mlm-mask"]),
+    for objective, extra in (("vlmae", []), ("albef", []), ("tcl", []), ("vlmae", ["--no-mlm-mask"]),
                              ("vlmae", ["--empty-region"]),
                              ("vlmae", ["--set", "norm_pix_loss=0", "--set", "w_ifr=0.5",
                                         "--set", "mask_ratio=0.75", "--same-momentum"])):
@@ -366,6 +404,7 @@ def main():
         test_vlt(tmp)
         test_blocks()
         test_loss_forms()
+        test_tcl_forms()
         test_gradcheck(a.quick)
         test_parity(tmp)
     npass = sum(RESULTS)

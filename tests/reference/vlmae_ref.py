@@ -1,4 +1,4 @@
-"""vlmae_ref.py: an independent PyTorch reference of one VLMAE / ALBEF pre-training step.
+"""vlmae_ref.py: an independent PyTorch reference of one VLMAE / ALBEF / TCL pre-training step.
 
 Written plainly from tests/reference/SPEC.md (the contract) with torch.nn.functional ops, so that
 the C engine can be proven against it. Nothing here is shared with the C code.
@@ -12,8 +12,9 @@ Entry points
     check_inputs(cfg, tensors) -> [str]       problems with an input dict (empty list = fine)
     forward(cfg, P, M, batch, teacher_temp)   -> (losses dict of 0-d tensors, activations dict)
     step(cfg, tensors, dtype) -> (losses, grads[, acts])
-                                              losses {itc,itm,mlm,rmim,ifr,total} as floats,
-                                              grads {param name: np.ndarray}
+                                              losses {itc,itm,mlm,rmim,ifr,total} as floats
+                                              (tcl: also imc, lmi), grads {param name: np.ndarray}
+    loss_names(cfg)                           the loss names of the objective (without total)
 
 Float32 by default, like the C engine; pass dtype=torch.float64 for a double-precision run.
 Dropout is 0 (the parity test runs without it); every random choice is an input.
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 LOSS_NAMES = ("itc", "itm", "mlm", "rmim", "ifr")
+TCL_LOSS_NAMES = ("imc", "lmi")  # objective tcl: (i2i + t2t)/2 and (lmi_img + lmi_txt)/2
 
 _INT_KEYS = ("image_size", "patch_size", "vision_width", "vision_depth", "vision_heads",
              "vision_mlp", "vocab_size", "text_width", "text_heads", "text_mlp", "text_layers",
@@ -33,11 +35,20 @@ _INT_KEYS = ("image_size", "patch_size", "vision_width", "vision_depth", "vision
              "decoder_mlp", "embed_dim", "queue_size", "norm_pix_loss")
 _FLOAT_KEYS = ("vision_ln_eps", "text_ln_eps", "mask_ratio", "w_itc", "w_itm", "w_mlm", "w_rmim",
                "w_ifr")
-OBJECTIVES = ("vlmae", "albef")
+OBJECTIVES = ("vlmae", "albef", "tcl")
 
 BATCH_FLOAT = ("image", "region", "image_queue", "text_queue", "alpha")
 BATCH_INT = ("text_ids", "text_mask", "ids_keep", "ids_restore", "mlm_ids", "mlm_labels",
              "itm_neg_image", "itm_neg_text")
+
+
+def batch_float(cfg):
+    """Float batch inputs of the objective: tcl adds image2, the second view."""
+    return BATCH_FLOAT + (("image2",) if cfg["objective"] == "tcl" else ())
+
+
+def loss_names(cfg):
+    return LOSS_NAMES + (TCL_LOSS_NAMES if cfg["objective"] == "tcl" else ())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,8 +184,9 @@ def param_specs(cfg):
 
 def optional_param_specs(cfg):
     """Online parameters that may be present but take no part in the objective: the decoder under
-    "albef". When the input holds them they count as online parameters (gradient all zeros)."""
-    return decoder_specs(cfg) if cfg["objective"] == "albef" else []
+    "albef" and "tcl". When the input holds them they count as online parameters (gradient all
+    zeros)."""
+    return decoder_specs(cfg) if cfg["objective"] != "vlmae" else []
 
 
 def momentum_specs(cfg):
@@ -183,12 +195,15 @@ def momentum_specs(cfg):
 
 def batch_specs(cfg, B, T, K):
     N, E, Q, H = cfg["N"], cfg["embed_dim"], cfg["queue_size"], cfg["image_size"]
-    return {
+    specs = {
         "image": (B, 3, H, H), "text_ids": (B, T), "text_mask": (B, T), "ids_keep": (B, K),
         "ids_restore": (B, N), "mlm_ids": (B, T), "mlm_labels": (B, T), "itm_neg_image": (B,),
         "itm_neg_text": (B,), "region": (B, N), "image_queue": (E, Q), "text_queue": (E, Q),
         "alpha": (1,),
     }
+    if cfg["objective"] == "tcl":
+        specs["image2"] = (B, 3, H, H)
+    return specs
 
 
 def online_names(cfg, tensors):
@@ -201,7 +216,7 @@ def online_names(cfg, tensors):
 def check_inputs(cfg, t):
     """Shape / dtype / consistency checks of an input dict. Returns a list of problems."""
     errs = []
-    for k in BATCH_FLOAT + BATCH_INT:
+    for k in batch_float(cfg) + BATCH_INT:
         if k not in t:
             errs.append("input lacks %s" % k)
     if errs:
@@ -258,9 +273,9 @@ def check_inputs(cfg, t):
                 errs.append("ids_keep[%d][%d] = %d but ids_restore[%d][%d] = %d (expected %d)"
                             % (b, i, n, b, n, rest[b, n], i))
                 break
-    if cfg["objective"] == "albef":
+    if cfg["objective"] in ("albef", "tcl"):
         if K != N or (keep != np.arange(N)[None, :]).any():
-            errs.append("objective albef: ids_keep must be 0..N-1 for every sample")
+            errs.append("objective %s: ids_keep must be 0..N-1 for every sample" % cfg["objective"])
     return errs
 
 
@@ -418,6 +433,46 @@ def soft_ce(logits, target):
     return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
 
+def region_pool(x, grid):
+    """TCL's patch pooling: (B, grid*grid, E) patch features -> (B, R, E) averages over c x c
+    regions, c = floor(sqrt(grid)), R = (grid // c)^2, regions row-major (avg_pool2d stride c)."""
+    B, N, E = x.shape
+    c = math.isqrt(grid)
+    x = x.reshape(B, grid, grid, E).permute(0, 3, 1, 2)
+    x = F.avg_pool2d(x, c, stride=c)
+    return x.permute(0, 2, 3, 1).reshape(B, -1, E)
+
+
+def in_batch_g2l(l, m, temp, mask=None):
+    """TCL's in-batch global-to-local loss, as in its model_pretrain.py: l (B,n,E) local momentum
+    features, m (B,E) global online features, mask (B,n) 1 = real local (text) or None (image).
+    For sample i, local k: logits [u_p = m_i.l_ik, u_n = m_i.l_jk' for all j, k'] / temp with the
+    own sample's u_n and padding locals at -10000 and a padding row's u_p at +10000; loss
+    -log_softmax[0]; per sample summed over locals / number of real locals; mean over samples.
+    A sample with no real local (TCL: 0/0 = NaN) is left out of the mean."""
+    B, n, E = l.shape
+    dt = m.dtype
+    if n == 0:
+        return torch.zeros((), dtype=dt)
+    u_p = torch.einsum("bne,be->bn", l, m) / temp  # (B,n)
+    u_n = (m @ l.reshape(B * n, E).t() / temp).reshape(B, B, n)  # [i, j, k] = m_i . l_jk
+    eye = torch.eye(B, dtype=dt)[:, :, None]
+    u_n = (1 - eye) * u_n - 10000.0 * eye
+    if mask is not None:
+        mk = mask.to(dt)
+        u_p = mk * u_p + 10000.0 * (1 - mk)
+        u_n = mk[None] * u_n - 10000.0 * (1 - mk[None])
+    logits = torch.cat([u_p[:, :, None], u_n.reshape(B, 1, B * n).expand(B, n, B * n)], dim=2)
+    logp = torch.log_softmax(logits, dim=2)[:, :, 0]  # (B,n)
+    if mask is None:
+        return -logp.mean()
+    cnt = mask.sum(dim=1)
+    keep = cnt > 0
+    if not bool(keep.any()):
+        return torch.zeros((), dtype=dt)
+    return (-logp.sum(dim=1)[keep] / cnt[keep].to(dt)).mean()
+
+
 # ----------------------------------------------------------------------------------------------
 # the step
 
@@ -443,7 +498,8 @@ def forward(cfg, P, M, batch, teacher_temp=None):
     w = text_encoder(cfg, P, text_ids, tmask)  # (B,T,Ct)
     with torch.no_grad():
         all_ids = torch.arange(N).reshape(1, N).expand(B, N)
-        v_hat = image_encoder(cfg, M, image, all_ids)  # (B,1+N,C)
+        view2 = batch["image2"] if obj == "tcl" else image  # tcl: the second augmented view
+        v_hat = image_encoder(cfg, M, view2, all_ids)  # (B,1+N,C)
         w_hat = text_encoder(cfg, M, text_ids, tmask)
     acts["v"], acts["v_hat"], acts["w"] = v, v_hat, w
 
@@ -464,6 +520,20 @@ def forward(cfg, P, M, batch, teacher_temp=None):
     s_i2t = img @ keys_t.t() / temp
     s_t2i = txt @ keys_i.t() / temp
     itc = (soft_ce(s_i2t, tgt_i2t) + soft_ce(s_t2i, tgt_t2i)) / 2
+    extra = {}
+    if obj == "tcl":
+        # intra-modal contrast against [batch; queue] with hard targets, and local MI
+        diag = torch.arange(B)
+        i2i = F.cross_entropy(img @ keys_i.t() / temp, diag)
+        t2t = F.cross_entropy(txt @ keys_t.t() / temp, diag)
+        with torch.no_grad():
+            img_l = region_pool(l2norm(linear(v_hat[:, 1:], M, "vision_proj")), cfg["grid"])
+            txt_l = l2norm(linear(w_hat[:, 1:], M, "text_proj"))
+        lmi_i = in_batch_g2l(img_l, img, temp)
+        lmi_t = in_batch_g2l(txt_l, txt, temp, text_mask[:, 1:])
+        extra["imc"] = (i2i + t2t) / 2
+        extra["lmi"] = (lmi_i + lmi_t) / 2
+        itc = (2 * itc + i2i + t2t + lmi_i + lmi_t) / 6
     acts["img_feat"], acts["txt_feat"] = img, txt
     acts["img_feat_m"], acts["txt_feat_m"] = img_m, txt_m
 
@@ -526,6 +596,7 @@ def forward(cfg, P, M, batch, teacher_temp=None):
         rmim, ifr = zero, zero
 
     losses = {"itc": itc, "itm": itm, "mlm": mlm, "rmim": rmim, "ifr": ifr}
+    losses.update(extra)
     losses["total"] = (cfg["w_itc"] * itc + cfg["w_itm"] * itm + cfg["w_mlm"] * mlm
                        + cfg["w_rmim"] * rmim + cfg["w_ifr"] * ifr)
     return losses, acts
@@ -542,7 +613,7 @@ def prepare(cfg, tensors, dtype=torch.float32):
         P[n] = torch.tensor(np.asarray(tensors[n]), dtype=dtype, requires_grad=True)
     M = {n: torch.tensor(np.asarray(tensors["m." + n]), dtype=dtype) for n, _ in tower_specs(cfg)}
     batch = {}
-    for n in BATCH_FLOAT:
+    for n in batch_float(cfg):
         batch[n] = torch.tensor(np.asarray(tensors[n]), dtype=dtype)
     for n in BATCH_INT:
         batch[n] = torch.tensor(np.asarray(tensors[n]).astype(np.int64))

@@ -1,0 +1,162 @@
+// tasklib.h: what the classification-style downstream tasks (vqa.c, ve.c, nlvr2.c) share:
+//
+//   TlData    the shards of one split opened for their task tables (shard.h): labels, answers,
+//             second images, ids by global text index (the loader's order: shard after shard as
+//             the sorted glob lists them), and image decoding + transforms for the task's own
+//             reads (the second NLVR2 image while training; every image in evaluation);
+//   TlExtra   task parameters outside the Model (heads, the VQA answer decoder, NLVR2's doubled
+//             fusion layers): their ParamSet, their AdamW, and their share of the training step.
+//             ft_train (finetune.h) optimises the Model's parameters only, so the task runs the
+//             same AdamW schedule on its own set from its after_step hook (the schedule is
+//             rebuilt exactly as ft_train builds it) and saves them in the checkpoint's .extra
+//             file (names, values, AdamW moments, step);
+//   layers    BERT post-LN sub-layers with masks on both sides and causal self-attention (the
+//             answer decoder), embeddings, an MLP head with ReLU;
+//   TlInfer   a gradient-free graph on a private arena (evaluation).
+#ifndef VLMAE_TASKS_TASKLIB_H
+#define VLMAE_TASKS_TASKLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "augment.h"
+#include "finetune.h"
+#include "graph.h"
+#include "model.h"
+#include "optim.h"
+#include "params.h"
+#include "shard.h"
+
+// ---- data -------------------------------------------------------------------------------------
+
+typedef struct {
+    int n_shards;
+    Shard **shards;
+    int64_t *text_base;   // first global text of each shard (n_shards + 1)
+    int64_t n_texts;
+} TlData;
+
+// Opens the shards of patterns (globs expanded and sorted like the loader's). Returns 0 or -1.
+int tl_data_open(TlData *d, const PathList *patterns, char *err, size_t errlen);
+void tl_data_close(TlData *d);
+// The shard holding global text t and the row in it.
+const Shard *tl_data_text(const TlData *d, int64_t t, int64_t *row);
+int32_t tl_data_label(const TlData *d, int64_t t);           // -1 = none
+const char *tl_data_caption(const TlData *d, int64_t t);
+const char *tl_data_answers(const TlData *d, int64_t t);     // "" = none
+const char *tl_data_key(const TlData *d, int64_t t);         // "" = none
+int tl_data_has_image2(const TlData *d, int64_t t);
+
+// The fine-tuning training transform of ft_open_loader (RandomResizedCrop scale 0.5-1, flip,
+// data.augment.* switches).
+void tl_train_augment(const FtContext *cx, AugmentOptions *o);
+// Image (which = 0) or second image (which = 1) of text t as normalised CHW floats (3*size*size):
+// aug NULL = evaluation transform (plain bicubic resize); else aug with a random stream drawn
+// from (seed, a, b). Returns 0, or -1 with err (unreadable / undecodable image).
+int tl_data_image(const TlData *d, int64_t t, int which, int size, const AugmentOptions *aug,
+                  uint64_t seed, uint64_t a, uint64_t b, float *out, char *err, size_t errlen);
+
+// An evaluation batch filled by tl_data_eval_batch.
+typedef struct {
+    int cap, n, T, S, two;
+    float *image, *image2;      // (cap, 3, S, S); image2 only when two
+    int32_t *ids, *mask;        // (cap, T)
+    int64_t *text;              // (cap) global text index
+} TlBatch;
+void tl_batch_alloc(TlBatch *b, int cap, int T, int S, int two);
+void tl_batch_free(TlBatch *b);
+// Texts [first, first + n) of d, eval transform, tokenized to b->T. Images are decoded in
+// parallel (OpenMP). Returns 0, or -1 with err.
+int tl_data_eval_batch(const TlData *d, const Tokenizer *tok, int64_t first, int n, TlBatch *b,
+                       char *err, size_t errlen);
+// This rank's contiguous slice [*lo, *hi) of n samples.
+void tl_rank_slice(const Dist *dist, int64_t n, int64_t *lo, int64_t *hi);
+
+// ---- task parameters ----------------------------------------------------------------------------
+
+typedef struct {
+    ParamSet ps;
+    AdamW adam;
+    LrSchedule sched;
+    int64_t step;          // training steps begun (the harness's step counter)
+    int64_t cur;           // the step in progress (tl_extra_begin_step)
+    int ready;             // optimizer initialised
+} TlExtra;
+
+void tl_extra_init(TlExtra *x);  // params_init; then register with the helpers below
+Linear tl_reg_linear(TlExtra *x, const char *prefix, const char *name, int out, int in);
+Norm tl_reg_norm(TlExtra *x, const char *prefix, const char *name, int C);
+// A BERT attention sub-layer; share_kv: reuse its key/value projections (NULL: own ones).
+BertAttn tl_reg_attn(TlExtra *x, const char *prefix, int C, int Ckv, const BertAttn *share_kv);
+void tl_reg_ffn(TlExtra *x, BertLayer *l, const char *prefix, int C, int F);
+// Allocates values and gradients (values: N(0, 0.02) matrices, zero biases, unit LayerNorm).
+void tl_extra_alloc(TlExtra *x, uint64_t seed);
+void tl_extra_free(TlExtra *x);
+// AdamW with train.* settings and the lr schedule of ft_train for n_train_texts training texts.
+void tl_extra_optim(TlExtra *x, const FtContext *cx, int64_t n_train_texts);
+// At the start of every training step (ft_train's step hook, skipped steps included): zero the
+// gradients and take the step number.
+void tl_extra_begin_step(TlExtra *x);
+// 1 when every gradient is finite.
+int tl_extra_grads_finite(const TlExtra *x);
+// The training step's update of the task parameters (ft_train's after_step): average the
+// gradients over ranks, AdamW at the schedule's lr of step x->cur.
+void tl_extra_update(TlExtra *x, const Dist *d);
+// Checkpoint .extra file: every parameter by name ("p:NAME"), AdamW moments and step.
+int tl_extra_save(const TlExtra *x, const char *path, char *err, size_t errlen);
+// Loads what the file has for this set. with_optim: also the AdamW state and step (resume).
+// Missing parameters are an error unless allow_missing (then the count is returned in *missing).
+int tl_extra_load(TlExtra *x, const char *path, int with_optim, int allow_missing, int *missing,
+                  char *err, size_t errlen);
+// finetune --init CKPT: task parameters found in CKPT.extra (the checkpoint of an earlier
+// fine-tuning of this task, or of a stage before it) replace the fresh ones; says so on rank 0.
+// Returns how many were loaded (0 without an .extra file), or -1 after printing an error.
+int tl_extra_from_init(TlExtra *x, const FtContext *cx, const char *task);
+void tl_copy(Tensor *dst, const Tensor *src);  // same number of values (dies otherwise)
+void tl_copy_attn(BertAttn *dst, const BertAttn *src, int with_kv);
+void tl_copy_ffn(BertLayer *dst, const BertLayer *src);
+
+// ---- layers -------------------------------------------------------------------------------------
+
+// Post-LN attention sub-layer: LN(x + dropout(o(attn(q(x), k(kv), v(kv))))); kv_mask: additive
+// (B, Tk) or NULL; causal: also hide later keys (decoder self-attention).
+Tensor *tl_attn(Graph *g, const ModelConfig *c, const BertAttn *a, Tensor *x, Tensor *kv,
+                const float *kv_mask, int B, int Tq, int Tk, int causal);
+Tensor *tl_ffn(Graph *g, const ModelConfig *c, const BertLayer *l, Tensor *x);
+// BERT embeddings of ids (B, T): word + position + type 0, LayerNorm, dropout.
+Tensor *tl_embed(Graph *g, const ModelConfig *c, Tensor *word, Tensor *position, Tensor *type,
+                 const Norm *ln, const int32_t *ids, int B, int T);
+// Rows i*stride (i < n) of x (width D).
+Tensor *tl_rows(Graph *g, Tensor *x, int n, int stride, int D);
+// fc2(ReLU(fc1(x))): ALBEF's classification head.
+Tensor *tl_mlp_head(Graph *g, const Linear *fc1, const Linear *fc2, Tensor *x);
+// Additive key masks (0 / -10000) of a 0/1 mask.
+void tl_additive_mask(const int32_t *mask, size_t n, float *out);
+
+// ---- inference ---------------------------------------------------------------------------------
+
+typedef struct {
+    Arena arena;
+    Graph g;
+    int planned;
+} TlInfer;
+void tl_infer_init(TlInfer *in);
+void tl_infer_begin(TlInfer *in);  // reset the arena and tape
+void tl_infer_end(TlInfer *in);    // after the first (largest) pass: fix the arena size
+void tl_infer_free(TlInfer *in);
+
+// Training graph on an arena planned by the first step (the caller's worst case).
+typedef struct {
+    Arena arena;
+    Graph g;
+    int planned;
+} TlTrain;
+void tl_train_init(TlTrain *t);
+void tl_train_begin(TlTrain *t, Rng *rng);  // reset; dropout masks from rng
+void tl_train_end(TlTrain *t);              // after the planning step: fix the arena size
+void tl_train_free(TlTrain *t);
+
+// Image encoder on n images (n, 3, S, S) -> (n*(1+N), C), all patches.
+Tensor *tl_encode_images(Graph *g, const Model *m, const float *images, int n);
+
+#endif

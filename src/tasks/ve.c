@@ -1,0 +1,233 @@
+// ve.c: SNLI-VE (visual entailment), ALBEF's protocol: the fused [CLS] state of (image,
+// hypothesis) through an MLP head Linear(768, 768) - ReLU - Linear(768, 3), cross-entropy over
+// entailment / neutral / contradiction (labels 2 / 1 / 0 as ALBEF's ve_dataset, from the shards'
+// /texts/label written by `vlmae pack ve`); evaluation: accuracy.
+//
+// Not reproduced: ALBEF's momentum distillation in fine-tuning (distill: True; a momentum copy of
+// the whole model and head whose soft predictions are mixed into the targets with weight alpha).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "loader.h"
+#include "tasks/task.h"
+#include "tasks/tasklib.h"
+
+#define VE_CLASSES 3
+
+typedef struct {
+    FtContext *cx;
+    TlExtra x;
+    Linear fc1, fc2;
+    int registered;
+    TlData train;
+    int have_train;
+    TlTrain tr;
+} VeState;
+
+static VeState *g_ve;  // the task state eval uses (set by finetune or load)
+
+static void ve_register(VeState *s, const Model *m, uint64_t seed) {
+    int Ct = m->cfg.text_width;
+    tl_extra_init(&s->x);
+    s->fc1 = tl_reg_linear(&s->x, "ve.head.", "fc1", Ct, Ct);
+    s->fc2 = tl_reg_linear(&s->x, "ve.head.", "fc2", VE_CLASSES, Ct);
+    tl_extra_alloc(&s->x, seed);
+    s->registered = 1;
+}
+
+// (B, 3) logits of B (image, text) pairs.
+static Tensor *ve_logits(Graph *g, VeState *s, const Model *m, const float *images, const int32_t *ids,
+                         const int32_t *mask, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    int N = model_num_patches(c), Ct = c->text_width;
+    float *tmask = arena_alloc(g->arena, (size_t)B * T * sizeof(float));
+    tl_additive_mask(mask, (size_t)B * T, tmask);
+    Tensor *v = tl_encode_images(g, m, images, B);
+    Tensor *w = bert_text(g, m, &m->on, ids, tmask, B, T);
+    Tensor *f = bert_fusion(g, m, &m->on, w, tmask, v, B, T, 1 + N);
+    return tl_mlp_head(g, &s->fc1, &s->fc2, tl_rows(g, f, B, T, Ct));
+}
+
+static float ve_train_pass(VeState *s, Model *m, const Batch *b, const int32_t *labels, Rng *rng) {
+    tl_train_begin(&s->tr, rng);
+    Graph *g = &s->tr.g;
+    Tensor *logits = ve_logits(g, s, m, b->image, b->text_ids, b->text_mask, b->B, b->T);
+    Tensor *loss = g_xent(g, logits, labels, NULL, 0.0f);
+    loss->grad[0] = 1.0f;
+    graph_backward(g);
+    return loss->data[0];
+}
+
+// ---- ft_train hooks
+
+static void ve_ensure(VeState *s, const Model *m, FtContext *cx);
+
+static void ve_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
+    VeState *s = state;
+    ve_ensure(s, m, cx);
+    tl_extra_optim(&s->x, cx, s->train.n_texts);
+    if (tl_extra_from_init(&s->x, cx, "ve") < 0) dist_abort(&cx->d, 2);
+    tl_train_init(&s->tr);
+    int32_t *lab = callocCheck((size_t)shape->B, sizeof(int32_t));
+    Rng r;
+    rng_seed(&r, 1);
+    tl_extra_begin_step(&s->x);
+    ve_train_pass(s, m, shape, lab, &r);  // planning: sizes the arena
+    tl_train_end(&s->tr);
+    free(lab);
+    params_zero_grad(&s->x.ps);
+    s->x.step = 0;
+}
+
+static void ve_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
+    VeState *s = state;
+    (void)alpha;
+    tl_extra_begin_step(&s->x);
+    const int64_t *texts = loader_batch_texts(b);
+    int32_t lab[4096];
+    if (b->B > 4096) die("batch of %d exceeds 4096", b->B);
+    for (int i = 0; i < b->B; i++) {
+        lab[i] = tl_data_label(&s->train, texts[i]);
+        if (lab[i] < 0 || lab[i] >= VE_CLASSES)
+            die("task.train text %lld has no SNLI-VE label (pack the data with `vlmae pack ve`)", (long long)texts[i]);
+    }
+    losses[0] = ve_train_pass(s, m, b, lab, rng);
+    if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;  // the harness skips / stops on it
+}
+
+static void ve_after_step(void *state, Model *m, const Dist *d) {
+    (void)m;
+    tl_extra_update(&((VeState *)state)->x, d);
+}
+
+static int ve_save_extra(void *state, const char *path, char *err, size_t errlen) {
+    return tl_extra_save(&((VeState *)state)->x, path, err, errlen);
+}
+
+static int ve_load_extra(void *state, const char *path, char *err, size_t errlen) {
+    return tl_extra_load(&((VeState *)state)->x, path, 1, 0, NULL, err, errlen);
+}
+
+static void ve_free(void *state) {
+    VeState *s = state;
+    if (s->have_train) tl_data_close(&s->train);
+    tl_train_free(&s->tr);
+    // the parameters stay (g_ve) for an evaluation after training; the process ends soon after
+}
+
+// ---- task entry points
+
+static int ve_finetune(FtContext *cx) {
+    VeState *s = callocCheck(1, sizeof(VeState));
+    s->cx = cx;
+    char err[2048];
+    if (tl_data_open(&s->train, &cx->rc.task.train, err, sizeof(err)) != 0) {
+        if (cx->R0) fprintf(stderr, "vlmae finetune: task.train: %s\n", err);
+        return 2;
+    }
+    s->have_train = 1;
+    g_ve = s;
+    FtHooks h = {0};
+    h.state = s;
+    h.n_losses = 1;
+    h.loss_names[0] = "ce";
+    h.init = ve_init;  // registers the head (it needs the model's widths)
+    h.step = ve_step;
+    h.after_step = ve_after_step;
+    h.save_extra = ve_save_extra;
+    h.load_extra = ve_load_extra;
+    h.free = ve_free;
+    return ft_train(cx, &h);
+}
+
+// Registers the head on first use (finetune: in init; eval: in load).
+static void ve_ensure(VeState *s, const Model *m, FtContext *cx) {
+    if (!s->registered) ve_register(s, m, cx->seed);
+}
+
+static int ve_eval(FtContext *cx, Model *m, const char *split, int64_t step, FtMetrics *out, int max_out) {
+    (void)step;
+    if (max_out < 1) return 0;
+    VeState *s = g_ve;
+    if (!s || !s->registered) {
+        if (cx->R0) fprintf(stderr, "vlmae: ve: no task head loaded\n");
+        return -1;
+    }
+    const PathList *pl = !strcmp(split, "val") ? &cx->rc.task.val : &cx->rc.task.test;
+    char err[2048];
+    TlData d;
+    if (tl_data_open(&d, pl, err, sizeof(err)) != 0) {
+        if (cx->R0) fprintf(stderr, "vlmae: ve: task.%s: %s\n", split, err);
+        return -1;
+    }
+    int T = cx->rc.task.text_max_len, S = m->cfg.image_size, Bm = MAX(1, cx->rc.train.batch_size);
+    int64_t lo, hi;
+    tl_rank_slice(&cx->d, d.n_texts, &lo, &hi);
+    TlBatch b;
+    tl_batch_alloc(&b, Bm, T, S, 0);
+    TlInfer in;
+    tl_infer_init(&in);
+    double correct = 0, total = 0, per_class[VE_CLASSES][2] = {{0}};
+    int fail = 0;
+    for (int64_t i = lo; i < hi && !fail; i += Bm) {
+        int n = (int)MIN((int64_t)Bm, hi - i);
+        if (tl_data_eval_batch(&d, cx->tok, i, n, &b, err, sizeof(err)) != 0) {
+            fprintf(stderr, "vlmae: ve (rank %d): %s\n", cx->d.rank, err);
+            fail = 1;
+            break;
+        }
+        tl_infer_begin(&in);
+        Tensor *logits = ve_logits(&in.g, s, m, b.image, b.ids, b.mask, n, T);
+        for (int k = 0; k < n; k++) {
+            int lab = tl_data_label(&d, b.text[k]);
+            if (lab < 0 || lab >= VE_CLASSES) continue;
+            const float *l = logits->data + (size_t)k * VE_CLASSES;
+            int pred = 0;
+            for (int c = 1; c < VE_CLASSES; c++)
+                if (l[c] > l[pred]) pred = c;
+            correct += pred == lab;
+            total += 1;
+            per_class[lab][0] += pred == lab;
+            per_class[lab][1] += 1;
+        }
+        tl_infer_end(&in);
+    }
+    tl_infer_free(&in);
+    tl_batch_free(&b);
+    tl_data_close(&d);
+    if (dist_any(&cx->d, fail)) return -1;
+    correct = dist_sum(&cx->d, correct);
+    total = dist_sum(&cx->d, total);
+    static const char *names[VE_CLASSES] = {"acc_contradiction", "acc_neutral", "acc_entailment"};
+    FtMetrics *o = &out[0];
+    memset(o, 0, sizeof(*o));
+    ft_metric(o, "acc", total > 0 ? 100.0 * correct / total : 0.0);
+    for (int c = 0; c < VE_CLASSES; c++) {
+        double a = dist_sum(&cx->d, per_class[c][0]), n = dist_sum(&cx->d, per_class[c][1]);
+        ft_metric(o, names[c], n > 0 ? 100.0 * a / n : 0.0);
+    }
+    ft_metric(o, "n", total);
+    return 1;
+}
+
+static int ve_load(FtContext *cx, Model *m, const char *ckpt, char *err, size_t errlen) {
+    VeState *s = callocCheck(1, sizeof(VeState));
+    s->cx = cx;
+    ve_ensure(s, m, cx);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.extra", ckpt);
+    if (tl_extra_load(&s->x, path, 0, 0, NULL, err, errlen) != 0) return -1;
+    g_ve = s;
+    return 0;
+}
+
+const Task task_ve = {
+    .name = "ve",
+    .help = "SNLI-VE visual entailment: MLP head on the fused [CLS], accuracy (ALBEF protocol)",
+    .finetune = ve_finetune,
+    .eval = ve_eval,
+    .load = ve_load,
+};

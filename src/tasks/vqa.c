@@ -1,0 +1,673 @@
+// vqa.c: VQA as ALBEF does it (model_vqa.py, VQA.py, vqa_dataset.py): answers are generated, not
+// classified.
+//
+// Model. The question is encoded with the image like any fused text (text encoder + fusion
+// layers with cross-attention to the image tokens) -> question states (B, T, 768). An answer
+// decoder of fusion_layers (6) BERT layers -- causal self-attention over the answer so far,
+// cross-attention to the question states (question padding masked), FFN, all post-LN -- with its
+// own embeddings and an LM head (dense, GELU, LayerNorm, decoder tied to its word embeddings,
+// bias). It starts as a copy of the pre-trained model: embeddings from the text embeddings, layer
+// l from fusion layer l (self-attention, cross-attention, FFN), the LM head from the MLM head
+// (VQA.py's checkpoint mapping). The decoder's cross-attention reads text states, so its key/value
+// projections (pre-trained on image tokens of width vision_width) need vision_width == text_width,
+// as in the base model (otherwise they start fresh, said at start-up).
+//
+// Answers are "[CLS] answer [SEP]" (the tokenizer of `answer + "[SEP]"`, ALBEF's eos). Training:
+// every distinct answer of a question is a target sequence; loss = sum over answers of weight x
+// (summed token cross-entropy of the answer, [SEP] included, shifted as an LM) / #questions,
+// weight = the answer's share of the annotators (vqa) or 0.5 (vg), as ALBEF.
+//
+// Evaluation (rank_answer): the decoder's first step ([CLS] only) gives each candidate of
+// task.answer_list the probability of its first token; the k = task.k_test best are scored
+// again by the whole sequence: log p(first token) - (summed cross-entropy of the answer, which
+// counts the first token once more: ALBEF's formula, kept); the best is the prediction. Results
+// go to RUN_DIR/vqa_result_SPLIT.json as [{"question_id": id, "answer": "..."}] (ALBEF's and the
+// evaluation server's format; the id is a JSON number when it is an integer). Questions with
+// ground truth (val, or a test split with answers) are scored with vqa_accuracy (vqa.h).
+//
+// Not reproduced: ALBEF's momentum distillation (distill: True) while fine-tuning.
+#include "tasks/vqa.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "json.h"
+#include "loader.h"
+#include "tasks/task.h"
+#include "tasks/tasklib.h"
+#include "tokenizer.h"
+
+// =============================================================================================
+// Pure pieces (vqa.h)
+
+int vqa_parse_answers(const char *block, VqaAnswers *out) {
+    out->n = 0;
+    const char *p = block ? block : "";
+    while (*p && out->n < VQA_MAX_ANSWERS) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        const char *tab = memchr(p, '\t', len);
+        size_t alen = tab ? (size_t)(tab - p) : len;
+        if (alen > 0 || tab) {
+            int k = out->n++;
+            size_t c = alen < VQA_ANSWER_MAX - 1 ? alen : VQA_ANSWER_MAX - 1;
+            memcpy(out->text[k], p, c);
+            out->text[k][c] = 0;
+            out->weight[k] = 1.0f;
+            out->count[k] = 1;
+            if (tab) {
+                char buf[64];
+                size_t rest = len - alen - 1;
+                if (rest >= sizeof(buf)) rest = sizeof(buf) - 1;
+                memcpy(buf, tab + 1, rest);
+                buf[rest] = 0;
+                char *end;
+                double w = strtod(buf, &end);
+                if (end != buf) out->weight[k] = (float)w;
+                if (*end == '\t') {
+                    long cnt = strtol(end + 1, NULL, 10);
+                    if (cnt > 0) out->count[k] = (int)cnt;
+                }
+            }
+        }
+        p = nl ? nl + 1 : p + len;
+    }
+    return out->n;
+}
+
+// lower-case, trim spaces
+static void norm_answer(const char *s, char *out, size_t cap) {
+    while (*s == ' ') s++;
+    size_t n = 0;
+    for (; *s && n + 1 < cap; s++) out[n++] = (char)tolower((unsigned char)*s);
+    while (n > 0 && out[n - 1] == ' ') n--;
+    out[n] = 0;
+}
+
+double vqa_accuracy(const char *pred, const VqaAnswers *gt) {
+    char p[VQA_ANSWER_MAX], a[VQA_ANSWER_MAX];
+    norm_answer(pred, p, sizeof(p));
+    int N = 0, match = 0;
+    for (int k = 0; k < gt->n; k++) {
+        N += gt->count[k];
+        norm_answer(gt->text[k], a, sizeof(a));
+        if (!strcmp(a, p)) match += gt->count[k];
+    }
+    if (N <= 0) return 0.0;
+    if (N >= 10) {
+        // leave each annotator out once: N - match subsets keep all matches, match subsets one less
+        double s = (double)(N - match) * fmin(1.0, match / 3.0) + (double)match * fmin(1.0, (match - 1) / 3.0);
+        return s / N;
+    }
+    int need = N < 3 ? N : 3;
+    return fmin(1.0, (double)match / need);
+}
+
+int vqa_topk(const float *p, int n, int k, int *ids) {
+    if (k > n) k = n;
+    // selection by repeated scans is O(n k); n is a few thousand at most (3,192 for VQA v2)
+    unsigned char *used = callocCheck((size_t)n, 1);
+    for (int r = 0; r < k; r++) {
+        int best = -1;
+        for (int a = 0; a < n; a++)
+            if (!used[a] && (best < 0 || p[a] > p[best])) best = a;
+        used[best] = 1;
+        ids[r] = best;
+    }
+    free(used);
+    return k;
+}
+
+int vqa_rerank(const float *p_first, const float *seq_loss, int k) {
+    int best = 0;
+    double bs = -INFINITY;
+    for (int r = 0; r < k; r++) {
+        double s = log(fmax((double)p_first[r], 1e-30)) - (double)seq_loss[r];
+        if (r == 0 || s > bs) bs = s, best = r;
+    }
+    return best;
+}
+
+// =============================================================================================
+// The model
+
+typedef struct {
+    FtContext *cx;
+    TlExtra x;
+    Tensor *word, *position, *type;
+    Norm emb_ln;
+    BertLayer *layers;
+    int n_layers;
+    Linear lm_dense;
+    Norm lm_ln;
+    Tensor *lm_bias;
+    int registered;
+    int cross_fresh;          // vision_width != text_width: cross k/v started fresh
+    int TA;                   // answer length in tokens ([CLS] answer [SEP], padded)
+    int kmax;                 // most answers of one training question
+    TlData train;
+    int have_train;
+    TlTrain tr;
+} VqaState;
+
+static VqaState *g_vqa;
+
+static void vqa_register(VqaState *s, const Model *m, uint64_t seed) {
+    const ModelConfig *c = &m->cfg;
+    int Ct = c->text_width, V = c->vocab_size, L = c->fusion_layers;
+    tl_extra_init(&s->x);
+    s->word = params_add2(&s->x.ps, "vqa.dec.embeddings.word", V, Ct, 1);
+    s->position = params_add2(&s->x.ps, "vqa.dec.embeddings.position", c->max_text_len, Ct, 1);
+    s->type = params_add2(&s->x.ps, "vqa.dec.embeddings.token_type", 2, Ct, 1);
+    s->emb_ln = tl_reg_norm(&s->x, "vqa.dec.embeddings.", "ln", Ct);
+    s->n_layers = L;
+    s->layers = callocCheck((size_t)L, sizeof(BertLayer));
+    char p[128];
+    for (int l = 0; l < L; l++) {
+        BertLayer *bl = &s->layers[l];
+        snprintf(p, sizeof(p), "vqa.dec.layers.%d.attn.", l);
+        bl->attn = tl_reg_attn(&s->x, p, Ct, Ct, NULL);
+        snprintf(p, sizeof(p), "vqa.dec.layers.%d.cross.", l);
+        bl->cross = tl_reg_attn(&s->x, p, Ct, Ct, NULL);  // keys: question states (text width)
+        bl->has_cross = 1;
+        snprintf(p, sizeof(p), "vqa.dec.layers.%d.ffn.", l);
+        tl_reg_ffn(&s->x, bl, p, Ct, c->text_mlp);
+    }
+    s->lm_dense = tl_reg_linear(&s->x, "vqa.dec.lm.", "dense", Ct, Ct);
+    s->lm_ln = tl_reg_norm(&s->x, "vqa.dec.lm.", "ln", Ct);
+    s->lm_bias = params_add1(&s->x.ps, "vqa.dec.lm.bias", V, 0);
+    tl_extra_alloc(&s->x, seed);
+    // From the pre-trained model (VQA.py): text embeddings, fusion layers, MLM head.
+    const Tower *t = &m->on;
+    tl_copy(s->word, t->word), tl_copy(s->position, t->position), tl_copy(s->type, t->token_type);
+    tl_copy(s->emb_ln.w, t->emb_ln.w), tl_copy(s->emb_ln.b, t->emb_ln.b);
+    s->cross_fresh = c->vision_width != c->text_width;
+    for (int l = 0; l < L; l++) {
+        const BertLayer *src = &t->bert[c->text_layers + l];
+        tl_copy_attn(&s->layers[l].attn, &src->attn, 1);
+        tl_copy_attn(&s->layers[l].cross, &src->cross, !s->cross_fresh);
+        tl_copy_ffn(&s->layers[l], src);
+    }
+    tl_copy(s->lm_dense.w, t->mlm_dense.w), tl_copy(s->lm_dense.b, t->mlm_dense.b);
+    tl_copy(s->lm_ln.w, t->mlm_ln.w), tl_copy(s->lm_ln.b, t->mlm_ln.b);
+    tl_copy(s->lm_bias, t->mlm_bias);
+    s->registered = 1;
+}
+
+// Question states (B*T, Ct): text encoder + fusion with the image.
+static Tensor *vqa_question(Graph *g, const Model *m, const float *images, const int32_t *ids, const float *tmask,
+                            int B, int T) {
+    int N = model_num_patches(&m->cfg);
+    Tensor *v = tl_encode_images(g, m, images, B);
+    Tensor *w = bert_text(g, m, &m->on, ids, tmask, B, T);
+    return bert_fusion(g, m, &m->on, w, tmask, v, B, T, 1 + N);
+}
+
+// Decoder over answers ids (R, TA) with key mask amask (R, TA) (additive), cross-attending to
+// question states qs (R*T, Ct) with mask qmask (R, T). -> (R*TA, Ct)
+static Tensor *vqa_decode(Graph *g, const VqaState *s, const ModelConfig *c, const int32_t *ids, const float *amask,
+                          Tensor *qs, const float *qmask, int R, int TA, int T) {
+    Tensor *x = tl_embed(g, c, s->word, s->position, s->type, &s->emb_ln, ids, R, TA);
+    for (int l = 0; l < s->n_layers; l++) {
+        const BertLayer *bl = &s->layers[l];
+        x = tl_attn(g, c, &bl->attn, x, x, amask, R, TA, TA, 1);
+        x = tl_attn(g, c, &bl->cross, x, qs, qmask, R, TA, T, 0);
+        x = tl_ffn(g, c, bl, x);
+    }
+    return x;
+}
+
+static Tensor *vqa_lm(Graph *g, const VqaState *s, const ModelConfig *c, Tensor *h) {
+    h = g_gelu(g, g_linear(g, h, s->lm_dense.w, s->lm_dense.b));
+    h = g_layernorm(g, h, s->lm_ln.w, s->lm_ln.b, c->text_ln_eps);
+    return g_linear(g, h, s->word, s->lm_bias);  // tied to the decoder's word embeddings
+}
+
+// "[CLS] answer [SEP]" padded to TA (ALBEF: tokenizer(answer + '[SEP]')).
+static void vqa_tokenize_answer(const Tokenizer *tok, const char *answer, int32_t *ids, int32_t *mask, int TA) {
+    char buf[VQA_ANSWER_MAX + 8];
+    snprintf(buf, sizeof(buf), "%s[SEP]", answer);
+    tokenizer_encode_padded(tok, buf, ids, mask, TA);
+}
+
+static int vqa_answer_len(const Tokenizer *tok, const char *answer) {
+    char buf[VQA_ANSWER_MAX + 8];
+    int32_t ids[256];
+    snprintf(buf, sizeof(buf), "%s[SEP]", answer);
+    return tokenizer_encode(tok, buf, ids, 256);
+}
+
+// One training pass on B questions; answers of question b are ans[b]. plan: every answer of
+// length TA with its own weight (the arena's worst case).
+static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnswers *ans, Rng *rng) {
+    const ModelConfig *c = &m->cfg;
+    int B = b->B, T = b->T, TA = s->TA, Ct = c->text_width;
+    tl_train_begin(&s->tr, rng);
+    Graph *g = &s->tr.g;
+    Arena *A = &s->tr.arena;
+    int R = 0;
+    for (int q = 0; q < B; q++) R += ans[q].n;
+    int32_t *aids = arena_alloc(A, (size_t)R * TA * sizeof(int32_t)), *amk = arena_alloc(A, (size_t)R * TA * sizeof(int32_t));
+    int32_t *qidx = arena_alloc(A, (size_t)R * sizeof(int32_t));
+    float *w = arena_alloc(A, (size_t)R * sizeof(float));
+    const FtContext *cx = s->cx;
+    int r = 0;
+    for (int q = 0; q < B; q++)
+        for (int k = 0; k < ans[q].n; k++, r++) {
+            vqa_tokenize_answer(cx->tok, ans[q].text[k], aids + (size_t)r * TA, amk + (size_t)r * TA, TA);
+            qidx[r] = q;
+            w[r] = ans[q].weight[k];
+        }
+    float *tmask = arena_alloc(A, (size_t)B * T * sizeof(float));
+    tl_additive_mask(b->text_mask, (size_t)B * T, tmask);
+    float *amask = arena_alloc(A, (size_t)R * TA * sizeof(float));
+    tl_additive_mask(amk, (size_t)R * TA, amask);
+    float *qmask = arena_alloc(A, (size_t)R * T * sizeof(float));
+    for (int i = 0; i < R; i++) memcpy(qmask + (size_t)i * T, tmask + (size_t)qidx[i] * T, (size_t)T * sizeof(float));
+
+    Tensor *qs = vqa_question(g, m, b->image, b->text_ids, tmask, B, T);
+    Tensor *qrep = g_gather_rows(g, qs, T * Ct, qidx, R);
+    Tensor *x = vqa_decode(g, s, c, aids, amask, qrep, qmask, R, TA, T);
+
+    // Targets: position i predicts token i+1 (not padding). Rows grouped by their answer's
+    // weight: one cross-entropy per group, its gradient seeded with weight x rows / B, so the
+    // total is sum_rows weight x CE / B (ALBEF's weights * answer_loss summed, / batch).
+    int32_t *pos = arena_alloc(A, (size_t)R * TA * sizeof(int32_t)), *lab = arena_alloc(A, (size_t)R * TA * sizeof(int32_t));
+    unsigned char *done = arena_calloc(A, (size_t)R);
+    double total = 0.0;
+    for (int r0 = 0; r0 < R; r0++) {
+        if (done[r0]) continue;
+        int n = 0;
+        for (int r1 = r0; r1 < R; r1++) {
+            if (done[r1] || w[r1] != w[r0]) continue;
+            done[r1] = 1;
+            for (int i = 0; i + 1 < TA; i++)
+                if (amk[(size_t)r1 * TA + i + 1]) pos[n] = r1 * TA + i, lab[n++] = aids[(size_t)r1 * TA + i + 1];
+        }
+        if (n == 0) continue;
+        Tensor *logits = vqa_lm(g, s, c, g_gather_rows(g, x, Ct, pos, n));
+        Tensor *l = g_xent(g, logits, lab, NULL, 0.0f);
+        float seed = w[r0] * (float)n / (float)B;
+        if (l->grad) l->grad[0] = seed;
+        total += (double)seed * l->data[0];
+    }
+    graph_backward(g);
+    return (float)total;
+}
+
+// ---- ft_train hooks
+
+static void vqa_ensure(VqaState *s, const Model *m, FtContext *cx) {
+    if (s->registered) return;
+    vqa_register(s, m, cx->seed);
+    if (s->cross_fresh && cx->R0)
+        printf("vqa: vision_width %d != text_width %d: the decoder's cross-attention keys/values start fresh\n",
+               m->cfg.vision_width, m->cfg.text_width);
+}
+
+// Answers of every training question: the longest (in tokens) and the most per question.
+static void vqa_scan_train(VqaState *s, const FtContext *cx) {
+    int maxlen = 2, kmax = 1;
+    VqaAnswers *a = mallocCheck(sizeof(VqaAnswers));
+    for (int64_t t = 0; t < s->train.n_texts; t++) {
+        vqa_parse_answers(tl_data_answers(&s->train, t), a);
+        if (a->n > kmax) kmax = a->n;
+        for (int k = 0; k < a->n; k++) {
+            int n = vqa_answer_len(cx->tok, a->text[k]);
+            if (n > maxlen) maxlen = n;
+        }
+    }
+    free(a);
+    s->kmax = kmax;
+    s->TA = MIN(maxlen, cx->rc.task.text_max_len);
+}
+
+static void vqa_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
+    VqaState *s = state;
+    vqa_ensure(s, m, cx);
+    tl_extra_optim(&s->x, cx, s->train.n_texts);
+    if (tl_extra_from_init(&s->x, cx, "vqa") < 0) dist_abort(&cx->d, 2);
+    vqa_scan_train(s, cx);
+    if (cx->R0)
+        printf("vqa: answers of up to %d tokens ([CLS] answer [SEP]), up to %d answers per question\n", s->TA, s->kmax);
+    // planning: kmax answers per question, each full length ("x" repeated) and its own weight
+    int B = shape->B;
+    VqaAnswers *ans = callocCheck((size_t)B, sizeof(VqaAnswers));
+    char longest[VQA_ANSWER_MAX];
+    int nw = MAX(1, s->TA - 2);
+    for (int i = 0; i < nw && 2 * i + 1 < VQA_ANSWER_MAX; i++) longest[2 * i] = 'x', longest[2 * i + 1] = ' ';
+    longest[MIN(2 * nw - 1, VQA_ANSWER_MAX - 1)] = 0;
+    for (int q = 0; q < B; q++) {
+        ans[q].n = s->kmax;
+        for (int k = 0; k < s->kmax; k++) {
+            snprintf(ans[q].text[k], VQA_ANSWER_MAX, "%s", longest);
+            ans[q].weight[k] = 1.0f + (float)(q * s->kmax + k);
+            ans[q].count[k] = 1;
+        }
+    }
+    tl_train_init(&s->tr);
+    Rng r;
+    rng_seed(&r, 1);
+    tl_extra_begin_step(&s->x);
+    vqa_train_pass(s, m, shape, ans, &r);
+    tl_train_end(&s->tr);
+    free(ans);
+    params_zero_grad(&s->x.ps);
+    s->x.step = 0;
+}
+
+static void vqa_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
+    VqaState *s = state;
+    (void)alpha;
+    tl_extra_begin_step(&s->x);
+    const int64_t *texts = loader_batch_texts(b);
+    VqaAnswers *ans = mallocCheck((size_t)b->B * sizeof(VqaAnswers));
+    for (int q = 0; q < b->B; q++) {
+        if (vqa_parse_answers(tl_data_answers(&s->train, texts[q]), &ans[q]) == 0)
+            die("task.train question %lld has no answers (pack the data with `vlmae pack vqa`; test splits have none)",
+                (long long)texts[q]);
+        if (ans[q].n > s->kmax) ans[q].n = s->kmax;
+    }
+    losses[0] = vqa_train_pass(s, m, b, ans, rng);
+    free(ans);
+    if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;
+}
+
+static void vqa_after_step(void *state, Model *m, const Dist *d) {
+    (void)m;
+    tl_extra_update(&((VqaState *)state)->x, d);
+}
+
+static int vqa_save_extra(void *state, const char *path, char *err, size_t errlen) {
+    return tl_extra_save(&((VqaState *)state)->x, path, err, errlen);
+}
+
+static int vqa_load_extra(void *state, const char *path, char *err, size_t errlen) {
+    return tl_extra_load(&((VqaState *)state)->x, path, 1, 0, NULL, err, errlen);
+}
+
+static void vqa_free(void *state) {
+    VqaState *s = state;
+    if (s->have_train) tl_data_close(&s->train);
+    tl_train_free(&s->tr);
+}
+
+static int vqa_finetune(FtContext *cx) {
+    VqaState *s = callocCheck(1, sizeof(VqaState));
+    s->cx = cx;
+    char err[2048];
+    if (tl_data_open(&s->train, &cx->rc.task.train, err, sizeof(err)) != 0) {
+        if (cx->R0) fprintf(stderr, "vlmae finetune: task.train: %s\n", err);
+        return 2;
+    }
+    s->have_train = 1;
+    g_vqa = s;
+    FtHooks h = {0};
+    h.state = s;
+    h.n_losses = 1;
+    h.loss_names[0] = "answer";
+    h.init = vqa_init;
+    h.step = vqa_step;
+    h.after_step = vqa_after_step;
+    h.save_extra = vqa_save_extra;
+    h.load_extra = vqa_load_extra;
+    h.free = vqa_free;
+    return ft_train(cx, &h);
+}
+
+// =============================================================================================
+// Evaluation
+
+typedef struct {
+    int n, TA;
+    char **text;
+    int32_t *ids, *mask;   // (n, TA)
+} AnswerList;
+
+static void answer_list_free(AnswerList *al) {
+    for (int i = 0; i < al->n; i++) free(al->text[i]);
+    free(al->text), free(al->ids), free(al->mask);
+    memset(al, 0, sizeof(*al));
+}
+
+static int answer_list_load(const FtContext *cx, AnswerList *al, char *err, size_t errlen) {
+    memset(al, 0, sizeof(*al));
+    const char *path = cx->rc.task.answer_list;
+    if (!path[0]) {
+        snprintf(err, errlen, "task.answer_list is not set (the candidate answers, a JSON list of strings)");
+        return -1;
+    }
+    JsonDoc *d = json_parse_file(path, 0, err, errlen);
+    if (!d) return -1;
+    const JsonValue *r = json_root(d);
+    if (r->type != JSON_ARRAY || r->n == 0) {
+        snprintf(err, errlen, "%s: expected a non-empty JSON list of answer strings", path);
+        json_free(d);
+        return -1;
+    }
+    al->text = callocCheck(r->n, sizeof(char *));
+    int maxlen = 2;
+    for (size_t i = 0; i < r->n; i++) {
+        const char *a = json_string(json_at(r, i));
+        if (!a) {
+            snprintf(err, errlen, "%s: entry %zu is not a string", path, i);
+            json_free(d);
+            answer_list_free(al);
+            return -1;
+        }
+        al->text[al->n++] = strdup(a);
+        int n = vqa_answer_len(cx->tok, a);
+        if (n > maxlen) maxlen = n;
+    }
+    json_free(d);
+    al->TA = MIN(maxlen, cx->rc.task.text_max_len);
+    al->ids = mallocCheck((size_t)al->n * al->TA * sizeof(int32_t));
+    al->mask = mallocCheck((size_t)al->n * al->TA * sizeof(int32_t));
+    for (int i = 0; i < al->n; i++)
+        vqa_tokenize_answer(cx->tok, al->text[i], al->ids + (size_t)i * al->TA, al->mask + (size_t)i * al->TA, al->TA);
+    return 0;
+}
+
+static void json_string_out(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static int is_integer(const char *s) {
+    if (*s == '-') s++;
+    if (!*s || strlen(s) > 18) return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s)) return 0;
+    return 1;
+}
+
+static int vqa_eval(FtContext *cx, Model *m, const char *split, int64_t step, FtMetrics *out, int max_out) {
+    (void)step;
+    if (max_out < 1) return 0;
+    VqaState *s = g_vqa;
+    if (!s || !s->registered) {
+        if (cx->R0) fprintf(stderr, "vlmae: vqa: no answer decoder loaded\n");
+        return -1;
+    }
+    const ModelConfig *c = &m->cfg;
+    const PathList *pl = !strcmp(split, "val") ? &cx->rc.task.val : &cx->rc.task.test;
+    char err[2048];
+    AnswerList al;
+    if (answer_list_load(cx, &al, err, sizeof(err)) != 0) {
+        if (cx->R0) fprintf(stderr, "vlmae: vqa: %s\n", err);
+        return -1;
+    }
+    TlData d;
+    if (tl_data_open(&d, pl, err, sizeof(err)) != 0) {
+        if (cx->R0) fprintf(stderr, "vlmae: vqa: task.%s: %s\n", split, err);
+        answer_list_free(&al);
+        return -1;
+    }
+    int T = cx->rc.task.text_max_len, S = c->image_size, Ct = c->text_width, V = c->vocab_size;
+    int Bm = MAX(1, cx->rc.train.batch_size), TA = al.TA;
+    int k = MIN(cx->rc.task.k_test > 0 ? cx->rc.task.k_test : 128, al.n);
+    int64_t n_q = d.n_texts, lo, hi;
+    tl_rank_slice(&cx->d, n_q, &lo, &hi);
+    float *pred = callocCheck((size_t)(n_q ? n_q : 1), sizeof(float));  // answer index + 1
+    TlBatch b;
+    tl_batch_alloc(&b, Bm, T, S, 0);
+    TlInfer iq, ia;
+    tl_infer_init(&iq);
+    tl_infer_init(&ia);
+    int *top = mallocCheck((size_t)k * sizeof(int));
+    float *pfirst = mallocCheck((size_t)al.n * sizeof(float)), *ptop = mallocCheck((size_t)k * sizeof(float));
+    float *sloss = mallocCheck((size_t)k * sizeof(float));
+    int32_t *cand_ids = mallocCheck((size_t)k * TA * sizeof(int32_t)), *cand_mask = mallocCheck((size_t)k * TA * sizeof(int32_t));
+    float *amask = mallocCheck((size_t)k * TA * sizeof(float)), *qmask = mallocCheck((size_t)k * T * sizeof(float));
+    int fail = 0;
+    for (int64_t i0 = lo; i0 < hi && !fail; i0 += Bm) {
+        int n = (int)MIN((int64_t)Bm, hi - i0);
+        if (tl_data_eval_batch(&d, cx->tok, i0, n, &b, err, sizeof(err)) != 0) {
+            fprintf(stderr, "vlmae: vqa (rank %d): %s\n", cx->d.rank, err);
+            fail = 1;
+            break;
+        }
+        // question states and the decoder's first step ([CLS] alone)
+        tl_infer_begin(&iq);
+        Graph *g = &iq.g;
+        float *tmask = arena_alloc(&iq.arena, (size_t)n * T * sizeof(float));
+        tl_additive_mask(b.mask, (size_t)n * T, tmask);
+        Tensor *qs = vqa_question(g, m, b.image, b.ids, tmask, n, T);
+        int32_t *start = arena_alloc(&iq.arena, (size_t)n * sizeof(int32_t));
+        for (int q = 0; q < n; q++) start[q] = al.ids[0];  // [CLS]
+        Tensor *x0 = vqa_decode(g, s, c, start, NULL, qs, tmask, n, 1, T);
+        Tensor *l0 = vqa_lm(g, s, c, x0);  // (n, V)
+        float *prob = arena_alloc(&iq.arena, (size_t)n * V * sizeof(float));
+        g->ops->softmax_rows(prob, l0->data, n, V);
+        for (int q = 0; q < n; q++) {
+            const float *pr = prob + (size_t)q * V;
+            for (int a = 0; a < al.n; a++) pfirst[a] = pr[al.ids[(size_t)a * TA + 1]];
+            vqa_topk(pfirst, al.n, k, top);
+            for (int r = 0; r < k; r++) {
+                ptop[r] = pfirst[top[r]];
+                memcpy(cand_ids + (size_t)r * TA, al.ids + (size_t)top[r] * TA, (size_t)TA * sizeof(int32_t));
+                memcpy(cand_mask + (size_t)r * TA, al.mask + (size_t)top[r] * TA, (size_t)TA * sizeof(int32_t));
+                memcpy(qmask + (size_t)r * T, tmask + (size_t)q * T, (size_t)T * sizeof(float));
+            }
+            tl_additive_mask(cand_mask, (size_t)k * TA, amask);
+            // the k candidates in full: summed cross-entropy of tokens 1.. (shifted)
+            tl_infer_begin(&ia);
+            Graph *ga = &ia.g;
+            Tensor *qrep = g_tensor2(ga, k * T, Ct, 0);
+            for (int r = 0; r < k; r++)
+                memcpy(qrep->data + (size_t)r * T * Ct, qs->data + (size_t)q * T * Ct, (size_t)T * Ct * sizeof(float));
+            Tensor *xa = vqa_decode(ga, s, c, cand_ids, amask, qrep, qmask, k, TA, T);
+            int32_t *rows = arena_alloc(&ia.arena, (size_t)k * (TA - 1) * sizeof(int32_t));
+            for (int r = 0; r < k; r++)
+                for (int i = 0; i + 1 < TA; i++) rows[r * (TA - 1) + i] = r * TA + i;
+            Tensor *la = vqa_lm(ga, s, c, g_gather_rows(ga, xa, Ct, rows, k * (TA - 1)));  // (k*(TA-1), V)
+            for (int r = 0; r < k; r++) {
+                double loss = 0.0;
+                for (int i = 0; i + 1 < TA; i++) {
+                    if (!cand_mask[(size_t)r * TA + i + 1]) continue;
+                    const float *lr = la->data + ((size_t)r * (TA - 1) + i) * V;
+                    float mx = lr[0];
+                    for (int v = 1; v < V; v++) mx = lr[v] > mx ? lr[v] : mx;
+                    double se = 0.0;
+                    for (int v = 0; v < V; v++) se += exp((double)lr[v] - mx);
+                    loss += (double)mx + log(se) - lr[cand_ids[(size_t)r * TA + i + 1]];
+                }
+                sloss[r] = (float)loss;
+            }
+            tl_infer_end(&ia);
+            int best = vqa_rerank(ptop, sloss, k);
+            pred[i0 + q] = (float)(top[best] + 1);
+        }
+        tl_infer_end(&iq);  // (the first pass sizes the arena: its buffers live until here)
+    }
+    free(top), free(pfirst), free(ptop), free(sloss), free(cand_ids), free(cand_mask), free(amask), free(qmask);
+    tl_infer_free(&iq);
+    tl_infer_free(&ia);
+    tl_batch_free(&b);
+    int rc = 1;
+    if (dist_any(&cx->d, fail)) {
+        rc = -1;
+        goto out;
+    }
+    dist_allreduce_sum(&cx->d, pred, (size_t)n_q);
+    // Accuracy where the split has ground truth (every rank: cheap), the result file on rank 0.
+    double acc = 0.0, any = 0.0, n_gt = 0.0;
+    VqaAnswers *gt = mallocCheck(sizeof(VqaAnswers));
+    for (int64_t q = 0; q < n_q; q++) {
+        int a = (int)pred[q] - 1;
+        if (a < 0 || a >= al.n) continue;
+        if (vqa_parse_answers(tl_data_answers(&d, q), gt) == 0) continue;
+        n_gt += 1;
+        double v = vqa_accuracy(al.text[a], gt);
+        acc += v;
+        any += v > 0.0;
+    }
+    free(gt);
+    if (cx->R0) {
+        char path[2400];
+        snprintf(path, sizeof(path), "%s/vqa_result_%s.json", cx->run_dir, split);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            fprintf(stderr, "vlmae: vqa: cannot write %s: %s\n", path, strerror(errno));
+        } else {
+            fprintf(f, "[");
+            for (int64_t q = 0; q < n_q; q++) {
+                int a = (int)pred[q] - 1;
+                const char *id = tl_data_key(&d, q);
+                fprintf(f, "%s\n{\"question_id\": ", q ? "," : "");
+                if (id[0] && is_integer(id)) fprintf(f, "%s", id);
+                else if (id[0]) json_string_out(f, id);
+                else fprintf(f, "%lld", (long long)q);
+                fprintf(f, ", \"answer\": ");
+                json_string_out(f, a >= 0 && a < al.n ? al.text[a] : "");
+                fprintf(f, "}");
+            }
+            fprintf(f, "\n]\n");
+            fclose(f);
+            printf("vqa: %lld answers of task.%s -> %s\n", (long long)n_q, split, path);
+        }
+    }
+    memset(&out[0], 0, sizeof(out[0]));
+    if (n_gt > 0) {
+        ft_metric(&out[0], "vqa_acc", 100.0 * acc / n_gt);
+        ft_metric(&out[0], "any_match", 100.0 * any / n_gt);
+    }
+    ft_metric(&out[0], "n", (double)n_q);
+    ft_metric(&out[0], "n_gt", n_gt);
+    ft_metric(&out[0], "k", (double)k);
+out:
+    free(pred);
+    tl_data_close(&d);
+    answer_list_free(&al);
+    return rc;
+}
+
+static int vqa_load(FtContext *cx, Model *m, const char *ckpt, char *err, size_t errlen) {
+    VqaState *s = callocCheck(1, sizeof(VqaState));
+    s->cx = cx;
+    vqa_ensure(s, m, cx);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.extra", ckpt);
+    if (tl_extra_load(&s->x, path, 0, 0, NULL, err, errlen) != 0) return -1;
+    g_vqa = s;
+    return 0;
+}
+
+const Task task_vqa = {
+    .name = "vqa",
+    .help = "VQA: answer decoder from the fusion layers, k-candidate ranking, result JSON + VQA accuracy",
+    .finetune = vqa_finetune,
+    .eval = vqa_eval,
+    .load = vqa_load,
+};
