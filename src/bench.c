@@ -24,10 +24,27 @@
 #include "flops.h"
 #include "trainer.h"
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// CPU time of the process (all threads): on a shared machine the work done, apart from waiting.
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
 // Peak fp32 FLOP/s of this CPU: cores x clock x FLOPs per cycle (2 FMA units of 8 (AVX2) or 16
@@ -160,10 +177,6 @@ static void free_random_batch(Batch *bt) {
     free(bt->image), free(bt->image2), free(bt->text_ids), free(bt->text_mask), free(bt->box), free(bt->image_id);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 // ---------------------------------------------------------------------------------------------
 // One objective
@@ -171,7 +184,7 @@ static int cmp_double(const void *a, const void *b) {
 typedef struct {
     Objective obj;
     int queue;
-    double setup_s, ms_median, ms_mean, ms_min, ms_max, samples_s;
+    double setup_s, ms_median, ms_mean, ms_min, ms_max, samples_s, cpu_s_step;
     double gmacs_thop, gmacs_full, gmacs_online, gmacs_momentum, train_gflop_sample, mfu;
     double rss_mib, arena_mib, state_mib, allreduce_ms;
     double steps_per_epoch, epoch_h, rank_h;
@@ -217,19 +230,20 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
     res->setup_s = now_s() - t0;
 
     for (int s = 0; s < su->warmup; s++) trainer_step(&t, &bt, &res->l);
-    double *dt = mallocCheck(sizeof(double) * su->steps);
+    double *dt = mallocCheck(sizeof(double) * su->steps), *dc = mallocCheck(sizeof(double) * su->steps);
     dist_barrier(su->d);
     for (int s = 0; s < su->steps; s++) {
-        double a = now_s();
+        double a = now_s(), ac = cpu_s();
         trainer_step(&t, &bt, &res->l);
-        dt[s] = now_s() - a;
+        dt[s] = now_s() - a, dc[s] = cpu_s() - ac;
     }
     double sum = 0.0;
     for (int s = 0; s < su->steps; s++) sum += dt[s];
-    qsort(dt, (size_t)su->steps, sizeof(double), cmp_double);
     int W = su->d->world;
     // every rank waits for the slowest in the all-reduce, so the ranks' times agree; average them
-    double med = su->steps % 2 ? dt[su->steps / 2] : 0.5 * (dt[su->steps / 2 - 1] + dt[su->steps / 2]);
+    double med = median(dt, su->steps);
+    res->cpu_s_step = dist_sum(su->d, median(dc, su->steps)) / W;
+    free(dc);
     res->ms_median = 1e3 * dist_sum(su->d, med) / W;
     res->ms_mean = 1e3 * dist_sum(su->d, sum / su->steps) / W;
     res->ms_min = 1e3 * dist_sum(su->d, dt[0]) / W;
@@ -300,9 +314,10 @@ static void write_json(FILE *f, const Machine *mc, const Setup *su, const Result
     for (int i = 0; i < n; i++) {
         const Result *x = &r[i];
         fprintf(f, "    {\"objective\": \"%s\", \"queue_size\": %d, \"setup_s\": %.2f, \"ms_per_step\": %.3f, "
-                   "\"ms_mean\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"samples_per_s\": %.4f,\n",
+                   "\"ms_mean\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"cpu_s_per_step\": %.3f, "
+                   "\"samples_per_s\": %.4f,\n",
                 objective_name(x->obj), x->queue, x->setup_s, x->ms_median, x->ms_mean, x->ms_min, x->ms_max,
-                x->samples_s);
+                x->cpu_s_step, x->samples_s);
         fprintf(f, "     \"gmacs_thop\": %.4f, \"gmacs_full\": %.4f, \"gmacs_full_online\": %.4f, "
                    "\"gmacs_full_momentum\": %.4f, \"train_gflop_per_sample\": %.4f, \"mfu\": %.5f,\n",
                 x->gmacs_thop, x->gmacs_full, x->gmacs_online, x->gmacs_momentum, x->train_gflop_sample, x->mfu);

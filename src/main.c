@@ -6,6 +6,7 @@
 
 #include "bench.h"
 #include "demo.h"
+#include "export.h"
 #include "finetune.h"
 #include "pack.h"
 #include "plot.h"
@@ -26,6 +27,7 @@ static const Command commands[] = {
     {"pretrain", pretrain_main, "pre-train VLMAE / ALBEF on shards, one MPI rank per device"},
     {"finetune", finetune_main, "fine-tune a pre-trained checkpoint on a task (retrieval, grounding, ...)"},
     {"eval", eval_main, "evaluate a fine-tuned checkpoint on a task's val / test data (zero-shot too)"},
+    {"export", export_main, "write a checkpoint's parameters as .safetensors for PyTorch"},
     {"plot", plot_main, "draw a run's loss curves (RUN_DIR/log.jsonl) as a PNG"},
     {"bench", bench_main, "step time, samples/s, MACs and MFU per objective (albef, vlmae)"},
 };

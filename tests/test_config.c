@@ -607,6 +607,74 @@ static void test_fuzz(void) {
     CHECK(ok > 10 && bad > 10);
 }
 
+// The task: section of fine-tuning configs: defaults, lists of paths (${VAR} expanded), --set of
+// lists and single paths, round trip, deep copy, errors, and the shipped finetune_*.yaml.
+static void test_task_section(void) {
+    RunConfig c;
+    char err[1024] = "";
+    config_defaults(&c);
+    CHECK(c.task.name[0] == 0 && c.task.train.n == 0 && c.task.val.n == 0 && c.task.test.n == 0);
+    CHECK(c.task.image_size == 384 && c.task.text_max_len == 30 && c.task.k_test == 256);
+    CHECK(c.task.gradcam_layer == 8 && c.task.eval_every == 1);
+    setenv("VLMAE_TEST_DATA", "/data/x", 1);
+    int rc = load_text(&c,
+                       "task:\n"
+                       "  name: retrieval\n"
+                       "  train: [\"${VLMAE_TEST_DATA}/a-*.h5\", b.h5]\n"
+                       "  test: c.h5\n"
+                       "  k_test: 128\n"
+                       "  image_root: \"${VLMAE_TEST_DATA}/img\"\n"
+                       "task.eval_every: 0\n",
+                       err, sizeof err);
+    if (rc) fprintf(stderr, "task section: %s\n", err);
+    CHECK(rc == 0);
+    CHECK(!strcmp(c.task.name, "retrieval") && c.task.k_test == 128 && c.task.eval_every == 0);
+    CHECK(c.task.train.n == 2 && !strcmp(c.task.train.items[0], "/data/x/a-*.h5") && !strcmp(c.task.train.items[1], "b.h5"));
+    CHECK(c.task.test.n == 1 && !strcmp(c.task.test.items[0], "c.h5") && c.task.val.n == 0);
+    CHECK(!strcmp(c.task.image_root, "/data/x/img"));
+    check_round_trip(&c, "task section");
+    CHECK(config_set(&c, "task.val=[v1.json, v2.json]", err, sizeof err) == 0);
+    CHECK(c.task.val.n == 2 && !strcmp(c.task.val.items[1], "v2.json"));
+    CHECK(config_set(&c, "task.test=only.h5", err, sizeof err) == 0);
+    CHECK(c.task.test.n == 1 && !strcmp(c.task.test.items[0], "only.h5"));
+    CHECK(config_set(&c, "task.train=", err, sizeof err) == 0 && c.task.train.n == 0);
+    CHECK(config_set(&c, "task.train=[]", err, sizeof err) == 0 && c.task.train.n == 0);
+    check_round_trip(&c, "task section after --set");
+    RunConfig d;
+    config_copy(&d, &c);
+    config_free(&c);  // the copy owns its own strings
+    CHECK(d.task.val.n == 2 && !strcmp(d.task.val.items[0], "v1.json") && !strcmp(d.task.test.items[0], "only.h5"));
+    config_free(&d);
+    expect_set_error(&c, "task.val={a: 1}", "task.val", "got a mapping", NULL);
+    expect_set_error(&c, "task.test=[[a]]", "task.test[0]", "got a sequence", NULL);
+    expect_set_error(&c, "task.k_test=-1", "task.k_test must be >= 0", NULL);
+    expect_set_error(&c, "task.imagesize=3", "did you mean 'task.image_size'", NULL);
+    expect_load_error("task:\n  train: [a.h5, \"\"]\n", 2, "task.train[1] is empty", NULL);
+    expect_load_error("task:\n  test: [\"${VLMAE_UNSET_VAR_X}/t.h5\"]\n", 2, "VLMAE_UNSET_VAR_X is not set", NULL);
+    config_free(&c);
+
+    const char *names[] = {"finetune_retrieval_coco.yaml", "finetune_retrieval_flickr.yaml", "finetune_grounding.yaml"};
+    const int k[] = {256, 128, 256};
+    for (int i = 0; i < 3; i++) {
+        char path[1024];
+        shipped_path(path, sizeof path, names[i]);
+        config_defaults(&c);
+        rc = config_load(&c, path, err, sizeof err);
+        if (rc) fprintf(stderr, "%s: %s\n", names[i], err);
+        CHECK(rc == 0);
+        rc = config_validate(&c, 8, err, sizeof err);
+        if (rc) fprintf(stderr, "%s (world 8): %s\n", names[i], err);
+        CHECK(rc == 0);
+        CHECK(c.task.image_size == 384 && c.task.text_max_len == 30 && c.task.train.n >= 1 && c.task.test.n >= 1);
+        CHECK(!strcmp(c.task.name, i < 2 ? "retrieval" : "grounding") && c.task.k_test == k[i]);
+        CHECK(c.train.lr == 1e-5f && c.train.min_lr == 1e-6f && c.train.alpha == 0.4f && c.train.batch_size == 32);
+        CHECK(!c.data.color_jitter && !c.data.grayscale && !c.data.blur && c.data.randaugment);
+        if (i == 2) CHECK(c.task.gradcam_layer == 8 && c.task.val.n == 1 && c.task.test.n == 2);
+        check_round_trip(&c, names[i]);
+        config_free(&c);
+    }
+}
+
 int main(void) {
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/test_config.XXXXXX", t && *t ? t : "/tmp");
@@ -621,6 +689,7 @@ int main(void) {
     test_set();
     test_validate();
     test_fuzz();
+    test_task_section();
     rmdir(tmpdir);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);

@@ -240,16 +240,18 @@ def main(argv=None):
         for _ in range(a.warmup):
             bench.step(autocast)
         sync()
-        times = []
+        times, cpu = [], []
         for _ in range(a.steps):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             losses = bench.step(autocast)
             sync()
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         med = float(np.median(times))
         r = {"objective": obj, "queue_size": cfg["queue_size"], "setup_s": round(setup, 2),
              "ms_per_step": 1e3 * med, "ms_mean": 1e3 * float(np.mean(times)),
              "ms_min": 1e3 * min(times), "ms_max": 1e3 * max(times),
+             "cpu_s_per_step": float(np.median(cpu)),
              "samples_per_s": a.batch / med, "peak_rss_mib": peak_rss_mib(),
              "peak_rss_per_objective": rss_ok, "loss": losses}
         if dev.type == "cuda":

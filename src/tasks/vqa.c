@@ -312,7 +312,7 @@ static void vqa_ensure(VqaState *s, const Model *m, FtContext *cx) {
 
 // Answers of every training question: the longest (in tokens) and the most per question.
 static void vqa_scan_train(VqaState *s, const FtContext *cx) {
-    int maxlen = 2, kmax = 1;
+    int maxlen = 3, kmax = 1;
     VqaAnswers *a = mallocCheck(sizeof(VqaAnswers));
     for (int64_t t = 0; t < s->train.n_texts; t++) {
         vqa_parse_answers(tl_data_answers(&s->train, t), a);
@@ -451,7 +451,7 @@ static int answer_list_load(const FtContext *cx, AnswerList *al, char *err, size
         return -1;
     }
     al->text = callocCheck(r->n, sizeof(char *));
-    int maxlen = 2;
+    int maxlen = 3;  // [CLS] answer [SEP] at least
     for (size_t i = 0; i < r->n; i++) {
         const char *a = json_string(json_at(r, i));
         if (!a) {
@@ -568,20 +568,24 @@ static int vqa_eval(FtContext *cx, Model *m, const char *split, int64_t step, Ft
             for (int r = 0; r < k; r++)
                 memcpy(qrep->data + (size_t)r * T * Ct, qs->data + (size_t)q * T * Ct, (size_t)T * Ct * sizeof(float));
             Tensor *xa = vqa_decode(ga, s, c, cand_ids, amask, qrep, qmask, k, TA, T);
-            int32_t *rows = arena_alloc(&ia.arena, (size_t)k * (TA - 1) * sizeof(int32_t));
+            // Position 0 ([CLS]) sees the same input as the first step: its cross-entropy is
+            // -log p_first, known; the LM head runs on positions 1 .. TA-2 only.
+            int W = TA - 2;
+            int32_t *rows = arena_alloc(&ia.arena, (size_t)k * W * sizeof(int32_t));
             for (int r = 0; r < k; r++)
-                for (int i = 0; i + 1 < TA; i++) rows[r * (TA - 1) + i] = r * TA + i;
-            Tensor *la = vqa_lm(ga, s, c, g_gather_rows(ga, xa, Ct, rows, k * (TA - 1)));  // (k*(TA-1), V)
+                for (int i = 0; i < W; i++) rows[r * W + i] = r * TA + 1 + i;
+            Tensor *la = vqa_lm(ga, s, c, g_gather_rows(ga, xa, Ct, rows, k * W));  // (k*W, V)
+#pragma omp parallel for schedule(static)
             for (int r = 0; r < k; r++) {
-                double loss = 0.0;
-                for (int i = 0; i + 1 < TA; i++) {
+                double loss = -log(fmax((double)ptop[r], 1e-30));
+                for (int i = 1; i + 1 < TA; i++) {
                     if (!cand_mask[(size_t)r * TA + i + 1]) continue;
-                    const float *lr = la->data + ((size_t)r * (TA - 1) + i) * V;
+                    const float *lr = la->data + ((size_t)r * W + i - 1) * V;
                     float mx = lr[0];
                     for (int v = 1; v < V; v++) mx = lr[v] > mx ? lr[v] : mx;
-                    double se = 0.0;
-                    for (int v = 0; v < V; v++) se += exp((double)lr[v] - mx);
-                    loss += (double)mx + log(se) - lr[cand_ids[(size_t)r * TA + i + 1]];
+                    float se = 0.0f;
+                    for (int v = 0; v < V; v++) se += expf(lr[v] - mx);
+                    loss += (double)mx + log((double)se) - lr[cand_ids[(size_t)r * TA + i + 1]];
                 }
                 sloss[r] = (float)loss;
             }
