@@ -3,7 +3,7 @@
 //
 // Schema (every key optional; the defaults are config_defaults(); configs/pretrain_4m.yaml documents
 // each key with a one-line comment):
-//   model:    preset (base | tiny), objective (vlmae | albef), every field of ModelConfig by name
+//   model:    preset (base | tiny), objective (vlmae | albef | tcl), every field of ModelConfig by name
 //   losses:   itc, itm, mlm, rmim, ifr                       -> ModelConfig.w_*
 //   train:    batch_size (per rank), epochs, max_steps, lr, warmup_lr, min_lr, warmup_steps,
 //             weight_decay, beta1, beta2, eps, alpha, alpha_ramp, seed, log_every, ckpt_every,

@@ -198,7 +198,11 @@ int ft_build_model(FtContext *cx, Model *m, const char *path, char *err, size_t 
             goto out;
         }
         free(yaml);
+        // The architecture is the checkpoint's; how it is trained is this config's.
+        const ModelConfig *fc = &cx->rc.model;
         mc = ck.model;
+        mc.hidden_dropout = fc->hidden_dropout, mc.attn_dropout = fc->attn_dropout, mc.momentum = fc->momentum;
+        mc.w_itc = fc->w_itc, mc.w_itm = fc->w_itm, mc.w_mlm = fc->w_mlm, mc.w_rmim = fc->w_rmim, mc.w_ifr = fc->w_ifr;
         config_free(&ck);
     }
     mc.image_size = cx->rc.task.image_size;
@@ -682,15 +686,17 @@ int ft_train(FtContext *cx, FtHooks *h) {
             win = 0;
             t_win = now;
         }
-        int epoch_end = s % spe == 0;
-        if ((rc->train.ckpt_every > 0 && s % rc->train.ckpt_every == 0) || s == total || s == cx->stop_after || epoch_end) {
+        int ep = (int)(s / spe);
+        int eval_now = s % spe == 0 && rc->task.eval_every > 0 && ep % rc->task.eval_every == 0 && s != total && task;
+        // checkpoints: every ckpt_every steps, at the end, at --stop-after, and the model each
+        // epoch-end evaluation sees (ALBEF keeps one per epoch)
+        if ((rc->train.ckpt_every > 0 && s % rc->train.ckpt_every == 0) || s == total || s == cx->stop_after || eval_now) {
             if (!save_checkpoint(&run)) {
                 status = 4;
                 break;
             }
         }
-        int ep = (int)(s / spe);
-        if (epoch_end && rc->task.eval_every > 0 && ep % rc->task.eval_every == 0 && s != total && task) {
+        if (eval_now) {
             if (run_eval(cx, task, &m, "val", s) || run_eval(cx, task, &m, "test", s)) status = 5;
             last_eval_step = s;
             t_win = now_s();

@@ -10,8 +10,10 @@
 // seed, log/ckpt cadence). Model architecture: with --init (a pre-training checkpoint) or --ckpt
 // (a fine-tuning checkpoint) it is the checkpoint's own (its config_yaml), with the image size
 // replaced by task.image_size: parameters are loaded by name and vit.pos_embed / m.vit.pos_embed
-// are resized bicubically when the patch grid differs (ALBEF's interpolate_pos_embed). Without
-// either, the config's model section is used with random weights (a warning says so).
+// are resized bicubically when the patch grid differs (ALBEF's interpolate_pos_embed). How it is
+// trained is this config's: model.hidden_dropout, model.attn_dropout, model.momentum and the
+// losses.* weights (ITC and ITM for retrieval). Without a checkpoint, the config's model section
+// is used with random weights (a warning says so).
 //
 // A run directory holds config.yaml (resolved: the model that was built, the task), log.jsonl
 // (training lines {"step", "epoch", losses..., "lr"} and evaluation lines {"eval": split, metrics})

@@ -12,6 +12,7 @@
 #include "plot.h"
 #include "pretrain.h"
 #include "synth.h"
+#include "tasks/attnmap.h"
 #include "build_config.h"  // configure results (VLMAE_HAVE_*)
 
 typedef struct {
@@ -23,13 +24,14 @@ typedef struct {
 static const Command commands[] = {
     {"demo", demo_main, "the whole pipeline on synthetic data with a tiny model on the CPU (minutes)"},
     {"synth", synth_main, "generate the synthetic image-text dataset (JSON + JPEG, as users have)"},
-    {"pack", pack_main, "pack annotations + images (albef, coco, vg, cc, sbu) into HDF5 shards"},
+    {"pack", pack_main, "pack annotations + images into HDF5 shards (albef, coco, vg, cc, sbu; vqa, ve, nlvr, grounding)"},
     {"pretrain", pretrain_main, "pre-train VLMAE / ALBEF on shards, one MPI rank per device"},
     {"finetune", finetune_main, "fine-tune a pre-trained checkpoint on a task (retrieval, grounding, ...)"},
     {"eval", eval_main, "evaluate a fine-tuned checkpoint on a task's val / test data (zero-shot too)"},
+    {"attnmap", attnmap_main, "the image encoder's [CLS]-to-patch attention as PNG overlays + spread stats"},
     {"export", export_main, "write a checkpoint's parameters as .safetensors for PyTorch"},
     {"plot", plot_main, "draw a run's loss curves (RUN_DIR/log.jsonl) as a PNG"},
-    {"bench", bench_main, "step time, samples/s, MACs and MFU per objective (albef, vlmae)"},
+    {"bench", bench_main, "step time, samples/s, MACs, MFU and memory per objective (albef, tcl, vlmae)"},
 };
 
 static void usage(FILE *f) {

@@ -72,7 +72,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: vlmae pretrain -c CONFIG.yaml [--set KEY=VALUE ...] [--run-dir DIR]\n"
             "                      [--resume auto|PATH]\n"
-            "Pre-trains VLMAE (or ALBEF: model.objective) on HDF5 shards, one process per rank\n"
+            "Pre-trains VLMAE (or ALBEF, TCL: model.objective) on HDF5 shards, one process per rank\n"
             "(standalone, mpirun -np W, or srun). Writes DIR/config.yaml, DIR/log.jsonl and\n"
             "checkpoints DIR/ckpt-STEP.h5. SIGUSR1 or SIGTERM: every rank stops at the next step,\n"
             "a checkpoint is written and the exit status is 99 (the Slurm job requeues itself).\n"
@@ -404,6 +404,9 @@ int pretrain_main(int argc, char **argv) {
             double eta = (total - s) * (now - t_start) / (double)(s - start_step);
             int64_t ep, es;
             loader_position(L, &ep, &es);
+            LoaderStats ls;
+            loader_stats(L, &ls);
+            double replaced = dist_sum(&d, (double)ls.replaced);  // corrupt samples replaced, all ranks, this run
             if (R0) {
                 printf("step %lld/%lld ep %.2f | itc %.4f itm %.4f mlm %.4f rmim %.4f ifr %.4f | lr %.3g | "
                        "%.1f samples/s | MFU %.1f%% | ETA %.0fs\n",
@@ -411,9 +414,9 @@ int pretrain_main(int argc, char **argv) {
                        mean[4], t.last_lr, sps, 100 * mfu, eta);
                 fprintf(jlog, "{\"step\": %lld, \"epoch\": %.4f, \"itc\": %.6f, \"itm\": %.6f, \"mlm\": %.6f, "
                         "\"rmim\": %.6f, \"ifr\": %.6f, \"lr\": %.6g, \"alpha\": %.4f, \"temp\": %.5f, "
-                        "\"samples_per_s\": %.3f, \"mfu\": %.5f, \"skipped\": %lld}\n",
+                        "\"samples_per_s\": %.3f, \"mfu\": %.5f, \"skipped\": %lld, \"replaced\": %.0f}\n",
                         (long long)s, ep + (double)es / spe, mean[0], mean[1], mean[2], mean[3], mean[4], t.last_lr,
-                        t.last_alpha, m.temp->data[0], sps, mfu, (long long)t.skipped);
+                        t.last_alpha, m.temp->data[0], sps, mfu, (long long)t.skipped, replaced);
                 fflush(stdout);
                 fflush(jlog);
             }
@@ -437,11 +440,13 @@ int pretrain_main(int argc, char **argv) {
             break;
         }
     }
-    if (R0 && status == 0) {
+    if (status == 0) {  // (status is the same on every rank)
         LoaderStats ls;
         loader_stats(L, &ls);
-        printf("done: %lld steps; corrupt images %lld (replaced %lld, skipped %lld)\n", (long long)t.step_count,
-               (long long)ls.corrupt_images, (long long)ls.replaced, (long long)ls.skipped);
+        double corrupt = dist_sum(&d, (double)ls.corrupt_images), replaced = dist_sum(&d, (double)ls.replaced);
+        if (R0)
+            printf("done: %lld steps; corrupt images %.0f (found by the ranks; replaced %.0f samples)\n",
+                   (long long)t.step_count, corrupt, replaced);
     }
     if (jlog) fclose(jlog);
     loader_close(L);

@@ -62,11 +62,12 @@ wait_for() {
     done
 }
 # PID of rank R of the run whose run directory is D: the vlmae process (not timeout or mpiexec) with
-# OMPI_COMM_WORLD_RANK=R (Open MPI), or the only one.
+# OMPI_COMM_WORLD_RANK=R (Open MPI); a process started without a launcher is rank 0.
 rank_pid() {
-    for p in $(pgrep -f "vlmae pretrain .*--run-dir $1\$" || true); do
+    for p in $(pgrep -f "vlmae pretrain .*--run-dir $1( |\$)" || true); do
         case $(readlink "/proc/$p/exe" 2>/dev/null) in */vlmae) ;; *) continue ;; esac
-        if [ "$NP" = 1 ] || tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+        rk=$(tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+        if [ "${rk:-0}" = "$2" ]; then
             echo "$p"
             return 0
         fi
@@ -159,9 +160,10 @@ if [ "$NP" = 2 ]; then
     long="--set train.log_every=1 --set train.ckpt_every=5 --set train.max_steps=40 --set data.threads=1"
     run2 pretrain -c "$cfg" $long --run-dir "$dir/straight2" > "$dir/straight2.out" 2>&1 || { bad "2-rank reference run"; show "$dir/straight2.out"; }
     r="$dir/k9"
-    run2 pretrain -c "$cfg" $long --run-dir "$r" > "$dir/k9.out" 2>&1 &
+    # (checkpoints every 2 steps: there is one to resume from however early the kill lands)
+    run2 pretrain -c "$cfg" $long --set train.ckpt_every=2 --run-dir "$r" > "$dir/k9.out" 2>&1 &
     bg=$!
-    if wait_for "$dir/k9.out" "^step 8/"; then
+    if wait_for "$dir/k9.out" "^step 3/"; then
         # Freeze rank 1 first: rank 0 then sits in the next collective of its step, waiting for a
         # peer that dies -- the case that must not hang.
         sig STOP "$r" 1 || true
@@ -171,21 +173,21 @@ if [ "$NP" = 2 ]; then
         st=0
         wait $bg || st=$?
         dt=$(( $(date +%s) - t0 ))
-        left=$(pgrep -f "vlmae pretrain .*--run-dir $r\$" || true)
-        if [ "$st" != 0 ] && [ "$st" != 137 ] && [ $dt -le 60 ] && [ -z "$left" ]; then
+        left=$(pgrep -f "vlmae pretrain .*--run-dir $r( |\$)" || true)
+        if [ "$st" != 0 ] && [ $dt -le 60 ] && [ -z "$left" ]; then
             ok "kill -9 of rank 1 mid-step: the job ended (exit $st) ${dt}s after the kill, no rank left running"
         else
-            bad "kill -9 of rank 1: exit $st (137 = hung until the test's timeout) after ${dt}s, left running: $left"; show "$dir/k9.out"
+            bad "kill -9 of rank 1: exit $st after ${dt}s (${T}s = hung until the test's timeout), left running: $left"; show "$dir/k9.out"
         fi
-        run2 pretrain -c "$cfg" $long --run-dir "$r" --resume auto > "$dir/k9r.out" 2>&1 || bad "kill -9: the resumed run failed"
+        run2 pretrain -c "$cfg" $long --set train.ckpt_every=2 --run-dir "$r" --resume auto > "$dir/k9r.out" 2>&1 || bad "kill -9: the resumed run failed"
         k=$(sed -n 's/^resumed from .*ckpt-0*\([0-9][0-9]*\)\.h5 at step.*/\1/p' "$dir/k9r.out")
-        if [ -n "$k" ] && [ "$k" -ge 5 ] && [ "$k" -lt 40 ] && chk same "$dir/straight2" "$r" $((k + 1)) 40 ckpt-00000040.h5; then
+        if [ -n "$k" ] && [ "$k" -ge 2 ] && [ "$k" -lt 40 ] && chk same "$dir/straight2" "$r" $((k + 1)) 40 ckpt-00000040.h5; then
             ok "kill -9: resumed from the last complete checkpoint (step $k), steps $((k + 1))..40 equal the uninterrupted run bit for bit"
         else
             bad "kill -9: resume from step '$k' does not reproduce the uninterrupted run"; show "$dir/k9r.out"
         fi
     else
-        bad "kill -9: the run never reached step 8"; show "$dir/k9.out"
+        bad "kill -9: the run never reached step 3"; show "$dir/k9.out"
     fi
 else
     echo "SKIP (kill -9 of one rank): built without MPI"
@@ -221,7 +223,9 @@ r="$dir/nanstop"
 st=0
 VLMAE_TEST_NAN_STEP=7 VLMAE_TEST_NAN_RANK=$((NP - 1)) run2 pretrain -c "$cfg" $common --run-dir "$r" > "$dir/nanstop.out" 2>&1 || st=$?
 last=$(chk laststep "$r" 2>/dev/null || echo x)
-if [ "$st" = 3 ] && grep -q "non-finite gradient of .* at step 7: stopping" "$dir/nanstop.out" && [ "$last" = 6 ] &&
+where=""
+[ "$NP" = 2 ] && where=" (on all 2 ranks)"  # the NaN reached every rank through the all-reduce
+if [ "$st" = 3 ] && grep -q "non-finite gradient of [a-z_.0-9]*$where at step 7: stopping" "$dir/nanstop.out" && [ "$last" = 6 ] &&
    [ "$(ls "$r" | grep '^ckpt-' | tr '\n' ' ')" = "ckpt-00000005.h5 " ] && chk finite "$r/ckpt-00000005.h5"; then
     ok "NaN gradient on rank $((NP - 1)) at step 7, nonfinite=stop: every rank stopped at step 7 (exit 3), reported, only the finite ckpt-5"
 else
@@ -235,7 +239,9 @@ sync=""
 VLMAE_TEST_NAN_STEP=7 VLMAE_TEST_NAN_RANK=0 VLMAE_TEST_NAN_WHAT=loss run2 pretrain -c "$cfg" $common \
     --set train.nonfinite=skip --set train.max_steps=10 $sync --run-dir "$r" > "$dir/nanskip.out" 2>&1 || st=$?
 res=$(chk skipped "$r" 10 2>&1 || true)
-if [ "$st" = 0 ] && grep -q "step 7 skipped: non-finite loss itc = nan" "$dir/nanskip.out" && [ "$res" = "1 []" ] &&
+where=""
+[ "$NP" = 2 ] && where=" (on rank 0 of 2)"
+if [ "$st" = 0 ] && grep -q "step 7 skipped: non-finite loss itc = nan$where" "$dir/nanskip.out" && [ "$res" = "1 []" ] &&
    chk finite "$r/ckpt-00000005.h5" "$r/ckpt-00000010.h5"; then
     ok "NaN loss on rank 0 at step 7, nonfinite=skip: step 7 skipped on every rank (in sync), counted in log.jsonl, checkpoints finite"
 else
@@ -256,7 +262,7 @@ else
     r="$dir/full"
     run1 pretrain -c "$cfg" $common --run-dir "$r" --stop-after 5 > "$dir/full0.out" 2>&1 || bad "disk full: first run failed"
     st=0
-    (trap '' XFSZ; ulimit -f 4096; exec timeout -s KILL $T "$VLMAE" pretrain -c "$cfg" $common --run-dir "$r" --resume auto) > "$dir/full.out" 2>&1 || st=$?
+    (trap '' XFSZ; ulimit -f 16000; exec timeout -s KILL $T "$VLMAE" pretrain -c "$cfg" $common --run-dir "$r" --resume auto) > "$dir/full.out" 2>&1 || st=$?
     how="ulimit -f"
 fi
 if [ "$st" = 4 ] && grep -q "checkpoint failed: .*ckpt-00000010.h5.*\(No space left on device\|File too large\).*(the previous checkpoint is kept)" "$dir/full.out" &&

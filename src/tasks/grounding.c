@@ -24,6 +24,8 @@
 #include "graph.h"
 #include "image.h"
 #include "json.h"
+#include "loader.h"
+#include "shard.h"
 #include "tasks/retrieval_ft.h"
 #include "tasks/task.h"
 #include "weights_import.h"
@@ -70,24 +72,99 @@ int grounding_best_box(const float *heat, int H, int W, const float *boxes, int 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Evaluation data: grounding JSON
+// Evaluation data: grounding JSON, or shards with proposals
+
+static int ends_with_json(const char *p) {
+    size_t n = strlen(p);
+    return n >= 5 && !strcmp(p + n - 5, ".json");
+}
 
 typedef struct {
-    char *image, *text;
+    char *image, *text;     // JSON: the image file; shards: image NULL, (shard, row) below
     float box[4];
     float *props;
     int n_props;
+    int norm;               // shards: boxes are normalised (scaled to the decoded image's pixels)
+    const Shard *shard;
+    int64_t row;
 } Ref;
 
 typedef struct {
     Ref *r;
     int n;
+    Shard **shards;
+    int n_shards;
 } RefSet;
 
 static void refs_free(RefSet *s) {
     for (int i = 0; i < s->n; i++) free(s->r[i].image), free(s->r[i].text), free(s->r[i].props);
     free(s->r);
+    for (int i = 0; i < s->n_shards; i++) shard_close(s->shards[i]);
+    free(s->shards);
     memset(s, 0, sizeof(*s));
+}
+
+// Shards packed with `vlmae pack grounding`: the expression, its box and its proposals (the
+// task table /texts/proposals), all normalised.
+static int refs_load_shards(const char *pattern, RefSet *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof(*s));
+    char **paths = NULL;
+    int n = 0;
+    const char *pats[1] = {pattern};
+    if (loader_expand_shards(pats, 1, &paths, &n, err, errlen) != 0) return -1;
+    s->shards = callocCheck((size_t)n, sizeof(Shard *));
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        Shard *sh = shard_open(paths[i], err, errlen);
+        if (!sh) {
+            loader_free_paths(paths, n);
+            refs_free(s);
+            return -1;
+        }
+        s->shards[s->n_shards++] = sh;
+        if (!shard_has_proposals(sh)) {
+            snprintf(err, errlen, "%s has no proposal boxes (/texts/proposals): pack it with `vlmae pack grounding`", paths[i]);
+            loader_free_paths(paths, n);
+            refs_free(s);
+            return -1;
+        }
+        total += shard_num_texts(sh);
+    }
+    loader_free_paths(paths, n);
+    s->r = callocCheck((size_t)(total ? total : 1), sizeof(Ref));
+    for (int i = 0; i < s->n_shards; i++) {
+        const Shard *sh = s->shards[i];
+        for (int64_t t = 0; t < shard_num_texts(sh); t++) {
+            Ref *r = &s->r[s->n++];
+            const float *pb = NULL;
+            r->n_props = shard_text_proposals(sh, t, &pb);
+            r->props = mallocCheck((size_t)(r->n_props ? r->n_props : 1) * 4 * sizeof(float));
+            if (r->n_props) memcpy(r->props, pb, (size_t)r->n_props * 4 * sizeof(float));
+            shard_text_box(sh, t, r->box);
+            r->text = strdup(shard_text_caption(sh, t, NULL));
+            r->norm = 1, r->shard = sh, r->row = shard_text_image(sh, t);
+        }
+    }
+    return 0;
+}
+
+static int read_ref_image(const Ref *r, Image *im, char *err, size_t errlen) {
+    if (!r->shard) return image_read_file(r->image, im, err, errlen);
+    size_t cap = shard_image_nbytes(r->shard, r->row);
+    uint8_t *buf = mallocCheck(cap ? cap : 1);
+    int64_t nb = shard_read_image(r->shard, r->row, buf, cap, err, errlen);
+    int rc = nb < 0 ? -1 : image_decode(buf, (size_t)nb, im, err, errlen);
+    free(buf);
+    return rc;
+}
+
+// Box in the pixels of the decoded image (shards store normalised boxes).
+static void ref_box_px(const Ref *r, const float *b, const Image *im, float out[4]) {
+    if (!r->norm) {
+        memcpy(out, b, 4 * sizeof(float));
+        return;
+    }
+    out[0] = b[0] * im->w, out[1] = b[1] * im->h, out[2] = b[2] * im->w, out[3] = b[3] * im->h;
 }
 
 static int read_box(const JsonValue *v, float out[4]) {
@@ -137,12 +214,12 @@ static int refs_load(const char *path, const char *root, RefSet *s, char *err, s
     return 0;
 }
 
-// "dir/grounding_testA.json" -> "testA"
+// "dir/grounding_testA.json" -> "testA"; "shards/grounding_testB-*.h5" -> "testB"
 static void set_name(const char *path, char *out, size_t n) {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
     if (!strncmp(b, "grounding_", 10)) b += 10;
-    snprintf(out, n, "%.*s", (int)strcspn(b, "."), b);
+    snprintf(out, n, "%.*s", (int)strcspn(b, ends_with_json(path) ? "." : ".-*?["), b);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,13 +418,15 @@ static int grounding_eval(FtContext *cx, Model *m, const char *split, int64_t st
         }
         set_name(l->items[f], name, sizeof(name));
         RefSet rs;
-        if (refs_load(l->items[f], root, &rs, err, sizeof(err)) != 0) {
+        int bad = ends_with_json(l->items[f]) ? refs_load(l->items[f], root, &rs, err, sizeof(err))
+                                              : refs_load_shards(l->items[f], &rs, err, sizeof(err));
+        if (bad) {
             if (cx->R0) fprintf(stderr, "vlmae: task.%s: %s\n", split, err);
             rc_out = -1;
             break;
         }
         int r0 = (int)((int64_t)rs.n * cx->d.rank / cx->d.world), r1 = (int)((int64_t)rs.n * (cx->d.rank + 1) / cx->d.world);
-        double correct = 0.0, bad_images = 0.0;
+        double correct = 0.0, bad_images = 0.0, chance = 0.0;
         int overlays = 0;
         for (int i0 = r0; i0 < r1; i0 += Bv) {
             int nb = MIN(Bv, r1 - i0);
@@ -356,7 +435,7 @@ static int grounding_eval(FtContext *cx, Model *m, const char *split, int64_t st
                 which[s] = i;
                 Ref *r = &rs.r[i];
                 if (s < nb) {
-                    if (image_read_file(r->image, &imgs[s], err, sizeof(err)) != 0) {
+                    if (read_ref_image(r, &imgs[s], err, sizeof(err)) != 0) {
                         fprintf(stderr, "vlmae: %s: %s (counted as a miss)\n", l->items[f], err);
                         bad_images += 1.0;
                         which[s] = -1;
@@ -376,20 +455,26 @@ static int grounding_eval(FtContext *cx, Model *m, const char *split, int64_t st
             for (int s = 0; s < nb; s++) {
                 Ref *r = &rs.r[i0 + s];
                 Image *im = &imgs[s];
-                if (which[s] >= 0 && r->n_props > 0) {
+                if (which[s] >= 0 && r->n_props > 0 && !isnan(r->box[0])) {
                     float *heat = mallocCheck((size_t)im->h * im->w * sizeof(float));
+                    float *props = mallocCheck((size_t)r->n_props * 4 * sizeof(float)), gt[4];
+                    for (int p = 0; p < r->n_props; p++) ref_box_px(r, r->props + 4 * p, im, props + 4 * p);
+                    ref_box_px(r, r->box, im, gt);
                     pos_embed_resize_bicubic(cams + (size_t)s * N, G, G, heat, im->h, im->w, 1);
-                    int best = grounding_best_box(heat, im->h, im->w, r->props, r->n_props, 0.5);
-                    int ok = grounding_iou(r->props + 4 * best, r->box) >= 0.5;
+                    int best = grounding_best_box(heat, im->h, im->w, props, r->n_props, 0.5);
+                    int ok = grounding_iou(props + 4 * best, gt) >= 0.5, hits = 0;
                     correct += ok;
+                    for (int p = 0; p < r->n_props; p++) hits += grounding_iou(props + 4 * p, gt) >= 0.5;
+                    chance += (double)hits / r->n_props;  // a uniformly random proposal
                     if (cx->overlays && cx->R0 && overlays < cx->max_overlays)
-                        write_overlay(cx->overlays, name, i0 + s, im, heat, r->box, r->props + 4 * best), overlays++;
-                    free(heat);
+                        write_overlay(cx->overlays, name, i0 + s, im, heat, gt, props + 4 * best), overlays++;
+                    free(heat), free(props);
                 }
                 image_free(im);
             }
         }
         correct = dist_sum(&cx->d, correct);
+        chance = dist_sum(&cx->d, chance);
         bad_images = dist_sum(&cx->d, bad_images);
         FtMetrics *o = &out[nsets++];
         memset(o, 0, sizeof(*o));
@@ -398,13 +483,6 @@ static int grounding_eval(FtContext *cx, Model *m, const char *split, int64_t st
         ft_metric(o, tag, 0.0);
         ft_metric(o, "acc", rs.n ? 100.0 * correct / rs.n : 0.0);
         ft_metric(o, "n", rs.n);
-        // chance: a uniformly random proposal
-        double chance = 0.0;
-        for (int i = 0; i < rs.n; i++) {
-            int hit = 0;
-            for (int p = 0; p < rs.r[i].n_props; p++) hit += grounding_iou(rs.r[i].props + 4 * p, rs.r[i].box) >= 0.5;
-            chance += rs.r[i].n_props ? (double)hit / rs.r[i].n_props : 0.0;
-        }
         ft_metric(o, "chance_acc", rs.n ? 100.0 * chance / rs.n : 0.0);
         if (bad_images > 0) ft_metric(o, "unreadable", bad_images);
         refs_free(&rs);

@@ -7,12 +7,17 @@
 // bicubically to the image's own size; each proposal box scores heat mass inside / sqrt(area);
 // the best one is correct when its IoU with the ground-truth box is >= 0.5.
 //
-// Evaluation data: task.val / task.test list grounding JSON files (one evaluation set each, named
-// after the file: grounding_testA.json -> testA), RefCOCO+-like entries {"image", "text",
-// "bbox": [x, y, w, h], "proposals": [[x, y, w, h], ...]} in pixels (what `vlmae synth` writes;
-// ALBEF's refcoco+ annotations + detections converted to it). Images are read from task.image_root
-// (default: the JSON file's directory). Training data (task.train) are shards of the (image,
-// expression) pairs, e.g. `vlmae pack albef` of the JSON with "text" renamed "caption".
+// Evaluation data: each entry of task.val / task.test is one evaluation set, named after the file
+// (grounding_testA.json -> testA, shards/grounding_testB-*.h5 -> testB), either
+//   - a grounding JSON file, RefCOCO+-like entries {"image", "text", "bbox": [x, y, w, h],
+//     "proposals": [[x, y, w, h], ...]} in pixels of the original image (what `vlmae synth` writes;
+//     ALBEF's refcoco+ annotations + detections converted to it), images read from
+//     task.image_root (default: the JSON file's directory); or
+//   - shards (a path or glob) packed from such a file with `vlmae pack grounding` (box and
+//     proposals normalised; scored in the pixels of the stored image, which `vlmae pack` may have
+//     downscaled: --short-side 0 keeps the originals, for exactly ALBEF's IoU arithmetic).
+// Training data (task.train) are shards of the (image, expression) pairs, e.g. `vlmae pack
+// grounding` of the training JSON (`vlmae pack albef` works too with "text" renamed "caption").
 #ifndef VLMAE_TASKS_GROUNDING_H
 #define VLMAE_TASKS_GROUNDING_H
 

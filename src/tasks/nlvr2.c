@@ -121,8 +121,7 @@ static float nlvr_train_pass(NlvrState *s, Model *m, const float *left, const fl
 // 2/3 the pair (b, hard negative) or (hard negative, b) -> label 0 / 1 (the caption's image is on
 // the left / right), else two hard negatives -> 2. Hard negatives are drawn from the softmax of
 // the in-batch image-image similarities of the ITC features (temperature 0.07, self excluded).
-static void ta_make_pairs(NlvrState *s, const Model *m, const Batch *b, Rng *rng, float *left, float *right,
-                          int32_t *labels) {
+static void ta_make_pairs(const Model *m, const Batch *b, Rng *rng, float *left, float *right, int32_t *labels) {
     const ModelConfig *c = &m->cfg;
     int B = b->B, S = b->H, N = model_num_patches(c), C = c->vision_width, E = c->embed_dim;
     size_t per = (size_t)3 * S * S;
@@ -210,7 +209,7 @@ static void nlvr_step(void *state, Model *m, const Batch *b, float alpha, Rng *r
     const float *left = b->image, *right = s->image2;
     if (s->ta) {
         float *l2 = s->image2 + (size_t)s->cap_b * per;
-        ta_make_pairs(s, m, b, rng, l2, s->image2, lab);
+        ta_make_pairs(m, b, rng, l2, s->image2, lab);
         left = l2;
     } else {
         const int64_t *texts = loader_batch_texts(b);

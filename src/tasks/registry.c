@@ -6,7 +6,11 @@
 
 #define TASK_LIST(TASK) \
     TASK(retrieval)     \
-    TASK(grounding)
+    TASK(grounding)     \
+    TASK(vqa)           \
+    TASK(ve)            \
+    TASK(nlvr2)         \
+    TASK(nlvr2_ta)
 
 #define TASK_DECLARE(n) extern const Task task_##n;
 TASK_LIST(TASK_DECLARE)
