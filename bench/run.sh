@@ -5,7 +5,9 @@
 #   bench/run.sh [--quick] [--out DIR] [--keep-raw DIR] [-- REPORT_OPTIONS...]
 #
 # 1. base model, batch 2, 16 tokens, objectives albef, tcl, vlmae: `vlmae bench` and the PyTorch
-#    yardstick (bench/torch/torch_bench.py), alternately per objective so both see the same load;
+#    yardstick (bench/torch/torch_bench.py), alternately per objective so both see the same load,
+#    in BENCH_ROUNDS rounds (default 2; the report keeps each side's best round: on a shared machine
+#    the least disturbed one);
 # 2. tiny model, batch 8: the same pair (more steps, quick);
 # 3. scaling: `vlmae bench --model small` under $MPIEXEC with 1 and 2 ranks x 1 thread, and 1 rank
 #    x 2 threads (skipped without MPI);
@@ -13,7 +15,7 @@
 # --quick: tiny model everywhere and few steps (a smoke test of the pipeline, minutes).
 # Environment: VLMAE (default ./vlmae of the build directory, else the source tree), PYTHON
 # (default /usr/bin/python3, needs torch + numpy), MPIEXEC (default mpiexec if found; empty = no
-# scaling runs), OMP_NUM_THREADS (default all CPUs), BENCH_STEPS / BENCH_WARMUP (base model),
+# scaling runs), OMP_NUM_THREADS (default all CPUs), BENCH_STEPS / BENCH_WARMUP / BENCH_ROUNDS,
 # BENCH_GIT (the revision named in the report; default git rev-parse of the source tree).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --keep-raw) keep=$2; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -49,10 +51,11 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 
 if [ -n "$keep" ]; then raw=$keep; mkdir -p "$raw"; else raw=$(mktemp -d); trap 'rm -rf "$raw"' EXIT; fi
 if [ $quick = 1 ]; then
-    MODEL=tiny BATCH=8 STEPS=${BENCH_STEPS:-3} WARMUP=${BENCH_WARMUP:-1} SMALL=tiny TSTEPS=5
+    MODEL=tiny BATCH=8 STEPS=${BENCH_STEPS:-3} WARMUP=${BENCH_WARMUP:-1} SMALL=tiny TSTEPS=5 SSTEPS=3
 else
-    MODEL=base BATCH=2 STEPS=${BENCH_STEPS:-3} WARMUP=${BENCH_WARMUP:-1} SMALL=small TSTEPS=20
+    MODEL=base BATCH=2 STEPS=${BENCH_STEPS:-3} WARMUP=${BENCH_WARMUP:-1} SMALL=small TSTEPS=20 SSTEPS=8
 fi
+ROUNDS=${BENCH_ROUNDS:-2}  # the main pair is measured ROUNDS times; the report takes each side's best round
 TEXT=16
 log() { echo "== $(date -u +%H:%M:%S) $*"; }
 
@@ -62,13 +65,17 @@ log() { echo "== $(date -u +%H:%M:%S) $*"; }
     echo "Threads: OMP_NUM_THREADS=$OMP_NUM_THREADS, OMP_WAIT_POLICY=$OMP_WAIT_POLICY; load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$raw/machine.txt"
 
-for obj in albef tcl vlmae; do
-    log "vlmae bench, $MODEL model, $obj"
-    "$VLMAE" bench --model $MODEL --objective $obj --batch $BATCH --text-len $TEXT --steps $STEPS \
-        --warmup $WARMUP --out "$raw/base-vlmae-$obj"
-    log "PyTorch, $MODEL model, $obj"
-    "$PY" "$here/torch/torch_bench.py" --model $MODEL --objective $obj --batch $BATCH --text-len $TEXT \
-        --steps $STEPS --warmup $WARMUP --json "$raw/base-torch-$obj.json"
+r=1
+while [ $r -le $ROUNDS ]; do
+    for obj in albef tcl vlmae; do
+        log "round $r/$ROUNDS: vlmae bench, $MODEL model, $obj"
+        "$VLMAE" bench --model $MODEL --objective $obj --batch $BATCH --text-len $TEXT --steps $STEPS \
+            --warmup $WARMUP --out "$raw/base-vlmae-$obj-r$r"
+        log "round $r/$ROUNDS: PyTorch, $MODEL model, $obj"
+        "$PY" "$here/torch/torch_bench.py" --model $MODEL --objective $obj --batch $BATCH --text-len $TEXT \
+            --steps $STEPS --warmup $WARMUP --json "$raw/base-torch-$obj-r$r.json"
+    done
+    r=$((r + 1))
 done
 log "tiny model, all objectives"
 "$VLMAE" bench --model tiny --objective all --batch 8 --text-len $TEXT --steps $TSTEPS --warmup 3 --out "$raw/tiny-vlmae"
@@ -81,7 +88,7 @@ if [ -n "$MPIEXEC" ]; then
         [ "$th" -le "$NCPU" ] || continue
         log "scaling: $np rank(s) x $th thread(s), $SMALL model"
         OMP_NUM_THREADS=$th $MPIEXEC -np $np "$VLMAE" bench --model $SMALL --objective vlmae --batch 4 \
-            --text-len $TEXT --steps $STEPS --warmup 1 --out "$raw/scale-np${np}t${th}" || echo "(scaling run failed)"
+            --text-len $TEXT --steps $SSTEPS --warmup 2 --out "$raw/scale-np${np}t${th}" || echo "(scaling run failed)"
     done
 else
     log "no MPI launcher: scaling runs skipped"

@@ -204,7 +204,7 @@ char *pre_caption(const char *utf8, int max_words) {
     while (hi > lo && a.cp[hi - 1] == '\n') hi--;
     while (hi > lo && a.cp[hi - 1] == ' ') hi--;
     while (lo < hi && a.cp[lo] == ' ') lo++;
-    CpBuf c = {a.cp + lo, hi - lo, hi - lo};
+    CpBuf c = {a.cp ? a.cp + lo : NULL, hi - lo, hi - lo};  // (a.cp is NULL for an empty caption)
     truncate_words(&c, max_words);
     char *s = encode_utf8(c.cp, c.n);
     free(a.cp);

@@ -150,6 +150,8 @@ static const Field FIELDS[] = {
     BOOL("data.augment.color_jitter", data.color_jitter),
     BOOL("data.augment.grayscale", data.grayscale),
     BOOL("data.augment.blur", data.blur),
+    BOOL("data.augment.hflip", data.hflip),
+    FLT("data.augment.crop_scale_min", data.crop_scale_min, R_MIN_EXCL | R_MAX, 0, 1),
     {"data.datasets", T_DATASETS, 0, 0, 0, 0, 0, NULL},
 
     SECTION("init"),
@@ -312,7 +314,8 @@ void config_defaults(RunConfig *c) {
 
     DataConfig *d = &c->data;
     d->text_max_len = 25, d->max_words = 30, d->threads = 4, d->prefetch = 2, d->skip_corrupt = 0;
-    d->randaugment = d->color_jitter = d->grayscale = d->blur = 1;
+    d->randaugment = d->color_jitter = d->grayscale = d->blur = d->hflip = 1;
+    d->crop_scale_min = 0.2f;
     d->datasets = NULL, d->n_datasets = 0;
 
     c->runtime.device = DEVICE_CPU;

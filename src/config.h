@@ -9,7 +9,7 @@
 //             weight_decay, beta1, beta2, eps, alpha, alpha_ramp, seed, log_every, ckpt_every,
 //             keep_checkpoints, nonfinite (stop | skip)
 //   data:     vocab, text_max_len, max_words, threads, prefetch, skip_corrupt,
-//             augment: {randaugment, color_jitter, grayscale, blur},
+//             augment: {randaugment, color_jitter, grayscale, blur, hflip, crop_scale_min},
 //             datasets: [{name: coco, shards: ["shards/coco-*.h5", ...]}, ...]
 //   init:     vit, bert (optional .safetensors checkpoints)
 //   runtime:  device (cpu | cuda), precision (fp32 | bf16)
@@ -79,6 +79,8 @@ typedef struct {
     int threads, prefetch;        // loader threads, batches prepared ahead
     int skip_corrupt;             // count and skip undecodable images instead of stopping
     int randaugment, color_jitter, grayscale, blur;  // data.augment.*
+    int hflip;                    // data.augment.hflip: random horizontal flip
+    float crop_scale_min;         // data.augment.crop_scale_min: RandomResizedCrop's smallest area
     DatasetConfig *datasets;      // malloc'ed (config_free releases them)
     int n_datasets;
 } DataConfig;

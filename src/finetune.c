@@ -182,6 +182,12 @@ int ft_build_model(FtContext *cx, Model *m, const char *path, char *err, size_t 
             goto out;
         }
         char *fmt = h5_attr_string(f, "format"), *yaml = h5_attr_string(f, "config_yaml");
+        cx->ckpt_step = 0;
+        if (H5Aexists(f, "step") > 0) {
+            hid_t a = H5Aopen(f, "step", H5P_DEFAULT);
+            if (a >= 0 && H5Aread(a, H5T_NATIVE_INT64, &cx->ckpt_step) < 0) cx->ckpt_step = 0;
+            if (a >= 0) H5Aclose(a);
+        }
         int ok = fmt && !strcmp(fmt, "vlmae-checkpoint") && yaml;
         free(fmt);
         if (!ok) {
@@ -293,9 +299,9 @@ Loader *ft_open_loader(const FtContext *cx, const PathList *patterns, FtLoaderMo
     if (mode == FT_TRAIN) {
         // ALBEF's fine-tuning transform: RandomResizedCrop(scale 0.5-1), flip, RandAugment; the
         // VLMAE extras (jitter, grayscale, blur) as data.augment says.
-        lc.aug.scale_min = 0.5f;
+        lc.aug.scale_min = rc->data.crop_scale_min;  // the fine-tune configs set ALBEF's 0.5
         lc.aug.randaug = rc->data.randaugment, lc.aug.color_jitter = rc->data.color_jitter;
-        lc.aug.grayscale = rc->data.grayscale, lc.aug.blur = rc->data.blur;
+        lc.aug.grayscale = rc->data.grayscale, lc.aug.blur = rc->data.blur, lc.aug.hflip = rc->data.hflip;
         lc.skip_corrupt = 0;
     } else {
         lc.eval = 1, lc.drop_last = 0;
@@ -863,8 +869,9 @@ static int ft_main(int argc, char **argv, int is_eval) {
             if (cx.R0) fprintf(stderr, "%s: %s\n", cmd, err);
             dist_abort(&cx.d, 2);
         }
-        int64_t step = 0;
-        if (cx.R0) printf("%s: task %s, checkpoint %s, image %d px\n", cmd, rc->task.name, cx.ckpt, m.cfg.image_size);
+        int64_t step = cx.ckpt_step;
+        if (cx.R0) printf("%s: task %s, checkpoint %s (step %lld), image %d px\n", cmd, rc->task.name, cx.ckpt,
+                          (long long)step, m.cfg.image_size);
         const char *splits[2] = {"val", "test"};
         int any = 0;
         for (int i = 0; i < 2 && !status; i++) {

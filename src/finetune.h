@@ -54,6 +54,7 @@ typedef struct FtContext {
     int R0;                   // rank 0
     Tokenizer *tok;
     uint64_t seed;            // train.seed
+    int64_t ckpt_step;        // the step attribute of the checkpoint ft_build_model read (0: none)
 } FtContext;
 
 // Metrics of one evaluation, printed and logged generically.

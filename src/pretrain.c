@@ -275,6 +275,7 @@ int pretrain_main(int argc, char **argv) {
     lc.image_size = mc->image_size, lc.max_len = rc.data.text_max_len, lc.tok = tok;
     lc.aug.randaug = rc.data.randaugment, lc.aug.color_jitter = rc.data.color_jitter;
     lc.aug.grayscale = rc.data.grayscale, lc.aug.blur = rc.data.blur;
+    lc.aug.hflip = rc.data.hflip, lc.aug.scale_min = rc.data.crop_scale_min;
     lc.threads = rc.data.threads, lc.prefetch = rc.data.prefetch, lc.skip_corrupt = rc.data.skip_corrupt;
     lc.quiet = 0;  // each rank reports the corrupt images of its own slice
     lc.two_views = mc->objective == OBJ_TCL;  // tcl: a second augmented view for the momentum encoder
