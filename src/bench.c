@@ -286,18 +286,6 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
 // ---------------------------------------------------------------------------------------------
 // Output
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 typedef struct {
     char cpu[256], host[128], date[64];
     int logical_cpus, threads, ranks;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 void die_at(const char *file, int line, const char *fmt, ...) {
     va_list ap;
@@ -45,4 +47,26 @@ void fread_check(void *ptr, size_t size, size_t n, FILE *f, const char *file, in
 void fwrite_check(const void *ptr, size_t size, size_t n, FILE *f, const char *file, int line) {
     size_t put = fwrite(ptr, size, n, f);
     if (put != n) die_at(file, line, "short write: %zu of %zu items (%s)", put, n, strerror(errno));
+}
+
+int mkdir_p(const char *path) {
+    char tmp[4096];
+    if (strlen(path) >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }

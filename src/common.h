@@ -26,6 +26,11 @@ void fwrite_check(const void *ptr, size_t size, size_t n, FILE *f, const char *f
 #define freadCheck(ptr, size, n, f) fread_check((ptr), (size), (n), (f), __FILE__, __LINE__)
 #define fwriteCheck(ptr, size, n, f) fwrite_check((ptr), (size), (n), (f), __FILE__, __LINE__)
 
+// mkdir -p: creates path and its missing parents (mode 0755). Returns 0, or -1 with errno set.
+int mkdir_p(const char *path);
+// Seconds on the monotonic clock (for step times and rates).
+double now_seconds(void);
+
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -1388,3 +1388,12 @@ int config_diff(const RunConfig *a, const RunConfig *b, char *buf, size_t buflen
     }
     return count;
 }
+
+char *config_to_yaml(const RunConfig *c) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f || config_dump(c, f) != 0) die("cannot render the config as YAML");
+    fclose(f);
+    return buf;
+}

@@ -156,6 +156,8 @@ int config_validate_data(const RunConfig *c, char *err, size_t errlen);
 // The full resolved config as YAML (every key, loadable by config_load to the same config).
 // Returns 0, or -1 when writing failed.
 int config_dump(const RunConfig *c, FILE *f);
+// config_dump into a malloc'ed string (what a checkpoint records); dies only when out of memory.
+char *config_to_yaml(const RunConfig *c);
 // Number of keys whose values differ; the first few are written to buf (may be NULL) as
 // "train.lr: 0.0001 -> 0.0002; ..." (e.g. to compare a checkpoint's config with this run's).
 int config_diff(const RunConfig *a, const RunConfig *b, char *buf, size_t buflen);

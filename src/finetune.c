@@ -29,33 +29,6 @@
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) { stop_signal = sig; }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-static char *config_text(const RunConfig *rc) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f || config_dump(rc, f) != 0) die("cannot render the config");
-    fclose(f);
-    return buf;
-}
-
 void ft_metric(FtMetrics *m, const char *name, double value) {
     if (m->n >= FT_MAX_METRICS) die("too many metrics (at most %d)", FT_MAX_METRICS);
     snprintf(m->name[m->n], sizeof(m->name[0]), "%s", name);
@@ -486,7 +459,7 @@ static int save_checkpoint(Run *r) {
         loader_position(r->L, &meta.epoch, &meta.epoch_step);
         meta.seed = cx->seed;
         meta.world_size = cx->d.world;
-        meta.config_yaml = config_text(&cx->rc);
+        meta.config_yaml = config_to_yaml(&cx->rc);
         checkpoint_path(path, sizeof(path), cx->run_dir, meta.step);
         if (r->h->save_extra) {  // first, so a complete checkpoint always has its extra state
             char xp[4200];
@@ -622,7 +595,7 @@ int ft_train(FtContext *cx, FtHooks *h) {
 
     signal(SIGUSR1, on_signal);
     signal(SIGTERM, on_signal);
-    double t_win = now_s();
+    double t_win = now_seconds();
     int64_t win = 0, last_eval_step = -1;
     double acc[6] = {0};
     float losses[6];
@@ -676,7 +649,7 @@ int ft_train(FtContext *cx, FtHooks *h) {
         if (s % rc->train.log_every == 0 || s == total) {
             double mean[6];
             for (int k = 0; k < h->n_losses; k++) mean[k] = dist_sum(d, acc[k]) / (d->world * (double)win);
-            double now = now_s(), sps = rc->train.batch_size * d->world * win / (now - t_win);
+            double now = now_seconds(), sps = rc->train.batch_size * d->world * win / (now - t_win);
             if (R0) {
                 printf("step %lld/%lld ep %.2f |", (long long)s, (long long)total, (double)s / spe);
                 for (int k = 0; k < h->n_losses; k++) printf(" %s %.4f", h->loss_names[k], mean[k]);
@@ -705,7 +678,7 @@ int ft_train(FtContext *cx, FtHooks *h) {
         if (eval_now) {
             if (run_eval(cx, task, &m, "val", s) || run_eval(cx, task, &m, "test", s)) status = 5;
             last_eval_step = s;
-            t_win = now_s();
+            t_win = now_seconds();
             if (status) break;
         }
         if (s == cx->stop_after) {

@@ -50,24 +50,6 @@ const char *default_vocab_path(void) {
     return data_file_path("data/vocab.txt");
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vlmae pretrain -c CONFIG.yaml [--set KEY=VALUE ...] [--run-dir DIR]\n"
@@ -101,15 +83,6 @@ static void shape_batch(Batch *b, const ModelConfig *c, int B, int T) {
 
 static void free_batch(Batch *b) {
     free(b->image), free(b->image2), free(b->text_ids), free(b->text_mask), free(b->box), free(b->image_id);
-}
-
-static char *config_text(const RunConfig *rc) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f || config_dump(rc, f) != 0) die("cannot render the config");
-    fclose(f);
-    return buf;
 }
 
 typedef struct {
@@ -152,7 +125,7 @@ static int save_checkpoint(Run *r) {
         loader_position(r->L, &meta.epoch, &meta.epoch_step);
         meta.seed = r->rc->train.seed;
         meta.world_size = r->d->world;
-        meta.config_yaml = config_text(r->rc);
+        meta.config_yaml = config_to_yaml(r->rc);
         checkpoint_path(path, sizeof(path), r->run_dir, meta.step);
         ok = checkpoint_save(path, r->m, &r->t->adam, &meta, err, sizeof(err)) == 0;
         free(meta.config_yaml);
@@ -365,7 +338,7 @@ int pretrain_main(int argc, char **argv) {
     Run run = {&d, &rc, run_dir, &m, &t, L};
     double peak = cpu_peak_flops(omp_get_max_threads()) * d.world;
     double flops_per_step = train_flops_per_sample(mc, rc.data.text_max_len) * rc.train.batch_size * d.world;
-    double t_start = now_s(), t_win = t_start;
+    double t_start = now_seconds(), t_win = t_start;
     int64_t win_steps = 0, acc_n = 0, start_step = t.step_count;
     double acc[5] = {0};
     int status = 0;
@@ -400,7 +373,7 @@ int pretrain_main(int argc, char **argv) {
         if ((s % rc.train.log_every == 0 || s == total) && acc_n > 0) {
             double mean[5];
             for (int k = 0; k < 5; k++) mean[k] = dist_sum(&d, acc[k]) / (d.world * (double)acc_n);
-            double now = now_s(), dt = (now - t_win) / (double)win_steps;
+            double now = now_seconds(), dt = (now - t_win) / (double)win_steps;
             double sps = rc.train.batch_size * d.world / dt, mfu = flops_per_step / dt / peak;
             double eta = (total - s) * (now - t_start) / (double)(s - start_step);
             int64_t ep, es;

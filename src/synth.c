@@ -370,23 +370,6 @@ static void jbox(FILE *f, const double b[4]) {
 
 static void image_name(char *buf, size_t n, int idx) { snprintf(buf, n, "images/%06d.jpg", idx); }
 
-static int mkdir_p(const char *path) {
-    char tmp[1200];
-    if (strlen(path) >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 // ------------------------------------------------------------------------------------------
 // Downstream annotations
 

@@ -186,18 +186,6 @@ static void usage(FILE *f) {
             "  --vocab FILE     vocabulary (default: the installed bert-base-uncased vocab)\n");
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int attnmap_main(int argc, char **argv) {
     const char *ckpt = NULL, *outdir = NULL, *vocab = NULL;
     double low = 0.5;
