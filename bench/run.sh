@@ -60,7 +60,7 @@ TEXT=16
 log() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 {
-    echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $NCPU logical CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory; $(uname -sr)"
+    echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') (vendor $(grep -m1 vendor_id /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') model $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(grep -m1 -o -w 'avx512f' /proc/cpuinfo || echo 'no avx512f')), $NCPU logical CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory; $(uname -sr)"
     echo "Compiler: $(${CC:-cc} --version 2>/dev/null | head -1); BLAS: $(pkg-config --modversion openblas 2>/dev/null | sed 's/^/OpenBLAS /' || echo unknown)"
     echo "Threads: OMP_NUM_THREADS=$OMP_NUM_THREADS, OMP_WAIT_POLICY=$OMP_WAIT_POLICY; load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$raw/machine.txt"

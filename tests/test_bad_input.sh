@@ -35,8 +35,8 @@ run="$dir/run"
 snapshot() { (cd "$run" && ls -l --time-style=+%s && md5sum ./*); }
 snapshot > "$dir/run.before"
 
-# expect NAME REGEX ARGS...: `vlmae ARGS` exits non-zero (not by a signal or sanitizer abort) and its
-# output matches REGEX (an extended regex; it should name the file and the problem).
+# expect NAME REGEX ARGS...: `vlmae ARGS` exits non-zero (not by a signal, no sanitizer report) and
+# its output matches REGEX (an extended regex; it should name the file and the problem).
 n=0
 expect() {
     name=$1 re=$2
@@ -44,7 +44,7 @@ expect() {
     n=$((n + 1))
     st=0
     "$VLMAE" "$@" > "$dir/out.$n" 2>&1 || st=$?
-    if [ "$st" -ne 0 ] && [ "$st" -lt 128 ] && grep -Eq "$re" "$dir/out.$n"; then
+    if [ "$st" -ne 0 ] && [ "$st" -lt 128 ] && grep -Eq "$re" "$dir/out.$n" && ! grep -Eq "Sanitizer|runtime error:" "$dir/out.$n"; then
         ok "$name: exit $st: $(grep -E "$re" "$dir/out.$n" | head -n 1 | cut -c1-230)"
     else
         bad "$name: exit $st, output does not match /$re/:"
@@ -164,6 +164,10 @@ expect "init.vit: header not JSON" "bad_json\.safetensors: " pretrain -c "$cfg" 
 expect "init.vit: header length past the end" "bad_len\.safetensors: " pretrain -c "$cfg" $common --set "init.vit=$dir/bad_len.safetensors" --run-dir "$run"
 expect "init.bert: data offsets past the end" "bad_offsets\.safetensors: " pretrain -c "$cfg" $common --set "init.bert=$dir/bad_offsets.safetensors" --run-dir "$run"
 expect "init.vit: missing file" "nothere\.safetensors" pretrain -c "$cfg" $common --set "init.vit=$dir/nothere.safetensors" --run-dir "$run"
+
+if grep -El "Sanitizer|runtime error:" "$dir"/*.out >/dev/null 2>&1; then
+    bad "sanitizer reports in: $(grep -El "Sanitizer|runtime error:" "$dir"/*.out | tr '\n' ' ')"
+fi
 
 # ---- Nothing was overwritten.
 snapshot > "$dir/run.after"

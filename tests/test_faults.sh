@@ -307,4 +307,8 @@ else
     bad "unwritable run directory: exit $st"; show "$dir/unw.out"
 fi
 
+# Sanitizer builds (configure --enable-sanitizers): no report in any run's output.
+if grep -El "Sanitizer|runtime error:" "$dir"/*.out >/dev/null 2>&1; then
+    bad "sanitizer reports in: $(grep -El "Sanitizer|runtime error:" "$dir"/*.out | tr '\n' ' ')"
+fi
 exit $fail

@@ -33,6 +33,8 @@ done
 for cmd in synth pack pretrain; do
     "$VLMAE" "$cmd" --help >/dev/null 2>&1 || { echo "SKIP: vlmae has no '$cmd' command"; exit 77; }
 done
+# The job runs 2 ranks: without MPI they would be two independent runs in one run directory.
+"$VLMAE" --help 2>/dev/null | grep -q "MPI yes" || { echo "SKIP: vlmae built without MPI (configure --without-mpi)"; exit 77; }
 
 # Open MPI in containers: root, no ptrace-based single copy. sbatch hands this environment on.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
