@@ -34,7 +34,9 @@ void dist_init(Dist *d, int *argc, char ***argv) {
     memset(d, 0, sizeof(*d));
     d->world = 1, d->local_world = 1;
 #if VLMAE_HAVE_MPI
-    int inited = 0;
+    int inited = 0, finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) die("MPI was already finalized in this process");
     MPI_Initialized(&inited);
     if (!inited) {
         int provided;

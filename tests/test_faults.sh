@@ -9,14 +9,17 @@
 #     uninterrupted run's losses and final checkpoint bit for bit;
 #  3. SIGTERM to one of 2 ranks: every rank stops at the same step, one checkpoint, exit 99, and
 #     the run resumes from it (SIGUSR1 is in test_pretrain.sh);
-#  4. a NaN injected into one rank's gradient (test hook VLMAE_TEST_NAN_STEP/_RANK/_WHAT, read in
-#     src/trainer.c) is caught on every rank at the same step: train.nonfinite=stop ends the run
-#     (exit 3) naming the value and the step, no checkpoint after it; =skip skips the step, counts
-#     it in log.jsonl (valid JSON), ranks stay in sync and no NaN reaches a checkpoint;
+#  4. a NaN injected into one rank's gradient or loss (test hook VLMAE_TEST_NAN_STEP/_RANK/_WHAT,
+#     read in src/trainer.c) is caught on every rank at the same step: train.nonfinite=stop ends
+#     the run (exit 3) naming the value, the ranks and the step, no checkpoint after it; =skip
+#     skips the step, counts it in log.jsonl (valid JSON), ranks stay in sync and no NaN reaches a
+#     checkpoint;
 #  5. disk full at checkpoint time (a small tmpfs when mount works, else ulimit -f): a clear error,
 #     exit 4, the previous checkpoint kept; with space back the run continues exactly;
-#  6. run directory unwritable at checkpoint time (replaced by a file: chmod does not stop root):
-#     a clear error, exit 4, the previous checkpoint kept and resumable.
+#  6. run directory gone at checkpoint time (replaced by a file while the save is held by the test
+#     hook; chmod does not stop root): a clear error, exit 4, the previous checkpoint kept and
+#     resumed exactly.
+# Every run is under `timeout`: a hang fails the test instead of blocking CI.
 # Without MPI the 2-rank parts run on 1 rank (kill -9 part skipped).
 set -eu
 B=${top_builddir:-.}
