@@ -207,9 +207,10 @@ int demo_main(int argc, char **argv) {
     }
     fclose(rf);
     printf("\nA tiny model trained from scratch for a few hundred steps stays near chance on held-out\n"
-           "pairs: its text features start out nearly identical (post-LN BERT's [CLS] is dominated by\n"
-           "its own embedding at random init). Real runs start from BERT and DeiT weights\n"
-           "(init.bert, init.vit); the demo shows the pipeline, not the science.\n");
+           "pairs: its features barely depend on the input (the text [CLS] is dominated by its own\n"
+           "embedding at random init, the image features by the background colour), and PyTorch's\n"
+           "copy of the model does the same. Real runs start from BERT and DeiT weights (init.bert,\n"
+           "init.vit); the demo exercises the pipeline, the tests prove the science.\n");
     printf("\nrun directory: %s (config.yaml, log.jsonl, checkpoints); results: %s\n", run_dir, results);
     printf("plot the loss curves: vlmae plot %s\n", run_dir);
     model_free(&m);
