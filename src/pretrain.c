@@ -192,12 +192,13 @@ int pretrain_main(int argc, char **argv) {
         snprintf(err, sizeof(err), "runtime.device: cuda is not wired into pretraining yet; use cpu");
         bad = 1;
     }
+    free(sets);
     if (bad) {
         if (R0) fprintf(stderr, "vlmae pretrain: %s\n", err);
+        config_free(&rc);
         dist_finalize(&d);
         return 2;
     }
-    free(sets);
 
     // Run directory: default runs/<config file name without extension>.
     char run_dir[2048];
