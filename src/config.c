@@ -708,12 +708,23 @@ static int fail(Ctx *x, const yaml_node_t *node, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (!x->err || !x->errlen) return -1;
+    char full[1024];
     if (x->setarg)
-        snprintf(x->err, x->errlen, "--set %.200s: %s", x->setarg, msg);
+        snprintf(full, sizeof(full), "--set %.200s: %s", x->setarg, msg);
     else if (node)
-        snprintf(x->err, x->errlen, "%s:%lu: %s", x->file, (unsigned long)node->start_mark.line + 1, msg);
+        snprintf(full, sizeof(full), "%s:%lu: %s", x->file, (unsigned long)node->start_mark.line + 1, msg);
     else
-        snprintf(x->err, x->errlen, "%s: %s", x->file, msg);
+        snprintf(full, sizeof(full), "%s: %s", x->file, msg);
+    // One line, whatever the input: control characters (a key or value quoted from the file may
+    // hold a newline, e.g. a multi-line plain scalar) are written as \n, \t, \xHH.
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)full; *p && o + 5 <= x->errlen; p++) {
+        if (*p >= 0x20 && *p != 0x7f) x->err[o++] = (char)*p;
+        else if (*p == '\n') x->err[o++] = '\\', x->err[o++] = 'n';
+        else if (*p == '\t') x->err[o++] = '\\', x->err[o++] = 't';
+        else o += (size_t)snprintf(x->err + o, 5, "\\x%02x", *p);
+    }
+    x->err[o] = 0;  // (o < errlen: the loop stops with room for 4 bytes and the NUL)
     return -1;
 }
 
