@@ -29,12 +29,6 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 // CPU time of the process (all threads): on a shared machine the work done, apart from waiting.
 static double cpu_s(void) {
     struct timespec ts;
@@ -218,7 +212,7 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
     c.queue_size = Q;
     res->queue = Q;
 
-    double t0 = now_s();
+    double t0 = now_seconds();
     Model m;
     model_create(&m, &c);
     model_init_weights(&m, 1);
@@ -231,15 +225,15 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
     o.lr = (LrSchedule){.lr = 1e-4f, .warmup_lr = 1e-5f, .min_lr = 1e-5f, .warmup_steps = 100, .total_steps = 1000};
     Trainer t;
     trainer_init(&t, &m, su->d, &o, &bt);
-    res->setup_s = now_s() - t0;
+    res->setup_s = now_seconds() - t0;
 
     for (int s = 0; s < su->warmup; s++) trainer_step(&t, &bt, &res->l);
     double *dt = mallocCheck(sizeof(double) * su->steps), *dc = mallocCheck(sizeof(double) * su->steps);
     dist_barrier(su->d);
     for (int s = 0; s < su->steps; s++) {
-        double a = now_s(), ac = cpu_s();
+        double a = now_seconds(), ac = cpu_s();
         trainer_step(&t, &bt, &res->l);
-        dt[s] = now_s() - a, dc[s] = cpu_s() - ac;
+        dt[s] = now_seconds() - a, dc[s] = cpu_s() - ac;
     }
     double sum = 0.0;
     for (int s = 0; s < su->steps; s++) sum += dt[s];
@@ -256,10 +250,10 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
 
     // the gradient all-reduce alone (identity on one rank)
     dist_barrier(su->d);
-    double a = now_s();
+    double a = now_seconds();
     const int reps = 3;
     for (int k = 0; k < reps; k++) dist_allreduce_mean(su->d, m.params.grad, m.params.total);
-    res->allreduce_ms = 1e3 * dist_sum(su->d, (now_s() - a) / reps) / W;
+    res->allreduce_ms = 1e3 * dist_sum(su->d, (now_seconds() - a) / reps) / W;
 
     double step_s = res->ms_median / 1e3;
     res->samples_s = su->B * W / step_s;  // all ranks together

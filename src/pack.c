@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "caption.h"
+#include "common.h"
 #include "image.h"
 #include "json.h"
 #include "shard.h"
@@ -1410,12 +1411,6 @@ static void *worker(void *arg) {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int mkdir_parents(const char *prefix) {
     char *p = strdup(prefix);
     if (!p) return -1;
@@ -1452,7 +1447,7 @@ int pack_main(int argc, char **argv) {
     int prc = parse_options(argc, argv, &o);
     if (prc == 1) return 0;  // --help
     if (prc) return prc;
-    double t0 = now_s();
+    double t0 = now_seconds();
     PackList L;
     if (!o.quiet) fprintf(stderr, "pack: reading annotations (%s)...\n", o.format);
     if (build_list(&L, &o) != 0) {
@@ -1467,7 +1462,7 @@ int pack_main(int argc, char **argv) {
             "this run: shards %lld..%lld (slice %d of %d), %d threads (%.1f s)\n",
             (long long)N, (long long)(N ? L.items[N - 1].first_text + L.items[N - 1].ntext : 0),
             (long long)T, o.shard_size, (long long)s0, (long long)s1 - 1, o.shard_index,
-            o.num_shards, o.threads, now_s() - t0);
+            o.num_shards, o.threads, now_seconds() - t0);
     if (L.bad_entries) {
         fprintf(stderr, "pack: %lld malformed annotation entries skipped, e.g.:\n", L.bad_entries);
         for (long long k = 0; k < L.bad_entries && k < NEXAMPLES; k++)
@@ -1547,7 +1542,7 @@ int pack_main(int argc, char **argv) {
     int failed = 0, written = 0;
     ShardWriter *w = NULL;
     int64_t cur = -1;  // index into todo of the open shard
-    double last = now_s(), tstart = now_s();
+    double last = now_seconds(), tstart = now_seconds();
     for (int64_t j = 0; j < njobs; j++) {
         // Open the next shard when j is its first job.
         if (!failed && (cur + 1 < ntodo && job_shard[cur + 1] == j)) {
@@ -1645,7 +1640,7 @@ int pack_main(int argc, char **argv) {
             }
             w = NULL;
         }
-        double t = now_s();
+        double t = now_seconds();
         if (!o.quiet && o.progress_s > 0 && t - last >= o.progress_s) {
             last = t;
             double rate = (double)(j + 1) / (t - tstart);
@@ -1685,7 +1680,7 @@ int pack_main(int argc, char **argv) {
     free(p.ready);
 
     // ---- Final report
-    double el = now_s() - t0;
+    double el = now_seconds() - t0;
     char dur[32];
     fmt_duration(el, dur, sizeof dur);
     long long skipped = st.count[ST_MISSING] + st.count[ST_TRUNCATED] + st.count[ST_UNDECODABLE] +
