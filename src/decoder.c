@@ -17,10 +17,12 @@ Tensor *decoder_forward(Graph *g, const Model *m, Tensor *v, Tensor *w, const in
     int mask_row = B * (1 + K) + B * T;
     // Per sample: CLS, the N patches in image order (visible ones from dv, hidden ones the mask
     // token), then the T text tokens.
-    int32_t *idx = arena_alloc(g->arena, (size_t)B * S * sizeof(int32_t));
-    float *pos = arena_calloc(g->arena, (size_t)S * D * sizeof(float));
-    float *keymask = arena_calloc(g->arena, (size_t)B * S * sizeof(float));
-    memcpy(pos, m->dec_pos, (size_t)(1 + N) * D * sizeof(float));  // text rows get no position
+    int32_t *idx = g_host_alloc(g, (size_t)B * S * sizeof(int32_t));
+    float *pos = g_host_alloc(g, (size_t)S * D * sizeof(float));
+    float *keymask = g_host_alloc(g, (size_t)B * S * sizeof(float));
+    memcpy(pos, m->dec_pos, (size_t)(1 + N) * D * sizeof(float));
+    memset(pos + (size_t)(1 + N) * D, 0, (size_t)T * D * sizeof(float));  // text rows: no position
+    memset(keymask, 0, (size_t)B * S * sizeof(float));
     for (int b = 0; b < B; b++) {
         int32_t *r = idx + (size_t)b * S;
         r[0] = b * (1 + K);
@@ -35,11 +37,12 @@ Tensor *decoder_forward(Graph *g, const Model *m, Tensor *v, Tensor *w, const in
     }
     Tensor *x = g_gather_rows(g, table, D, idx, B * S);
     x = g_add_bcast(g, x, g_const(g, pos, S, D));
+    const float *keymask_d = g_const(g, keymask, B, S)->data;
     for (int l = 0; l < c->decoder_depth; l++)
-        x = block_forward(g, &m->dec[l], x, keymask, B, S, c->decoder_heads, c->vision_ln_eps);
+        x = block_forward(g, &m->dec[l], x, keymask_d, B, S, c->decoder_heads, c->vision_ln_eps);
     x = g_layernorm(g, x, m->dec_norm.w, m->dec_norm.b, c->vision_ln_eps);
     // Keep the N patch rows of each sample and predict their pixels: (B*N, P).
-    int32_t *prow = arena_alloc(g->arena, (size_t)B * N * sizeof(int32_t));
+    int32_t *prow = g_host_alloc(g, (size_t)B * N * sizeof(int32_t));
     for (int b = 0; b < B; b++)
         for (int n = 0; n < N; n++) prow[b * N + n] = b * S + 1 + n;
     x = g_gather_rows(g, x, D, prow, B * N);

@@ -11,9 +11,22 @@
 
 #define ARENA_ALIGN 64
 
-void arena_plan_begin(Arena *a) {
+void arena_plan_begin(Arena *a, const Ops *dev) {
     memset(a, 0, sizeof(*a));
+    a->dev = dev;
     a->planning = 1;
+}
+
+static void *block_alloc(const Arena *a, size_t bytes) {
+    if (a->dev) return a->dev->mem_alloc(bytes);
+    void *p = aligned_alloc(ARENA_ALIGN, bytes);
+    if (!p) die("out of memory for the arena (%zu MiB)", bytes >> 20);
+    return p;
+}
+
+static void block_free(const Arena *a, void *p) {
+    if (a->dev) a->dev->mem_free(p);
+    else free(p);
 }
 
 void arena_plan_end(Arena *a) {
@@ -24,8 +37,8 @@ void arena_plan_end(Arena *a) {
     a->planning = 0;
     // 1% + 1 MiB margin: the planning step takes the worst case of every data-dependent size.
     a->cap = a->peak + a->peak / 100 + (1u << 20);
-    a->base = aligned_alloc(ARENA_ALIGN, (a->cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
-    if (!a->base) die("cannot allocate the activation arena (%zu MiB)", a->cap >> 20);
+    a->cap = (a->cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    a->base = block_alloc(a, a->cap);
     a->used = 0;
 }
 
@@ -38,8 +51,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
             a->chunks = realloc(a->chunks, (size_t)a->cap_chunks * sizeof(void *));
             if (!a->chunks) die("out of memory planning the arena");
         }
-        void *p = aligned_alloc(ARENA_ALIGN, sz);
-        if (!p) die("out of memory planning the arena (%zu bytes)", sz);
+        void *p = block_alloc(a, sz);
         a->chunks[a->n_chunks++] = p;
         a->used += sz;
         if (a->used > a->peak) a->peak = a->used;
@@ -58,13 +70,14 @@ void *arena_alloc(Arena *a, size_t bytes) {
 
 void *arena_calloc(Arena *a, size_t bytes) {
     void *p = arena_alloc(a, bytes);
-    memset(p, 0, bytes);
+    if (a->dev) a->dev->mem_zero(p, bytes);
+    else memset(p, 0, bytes);
     return p;
 }
 
 void arena_reset(Arena *a) {
     if (a->planning) {
-        for (int i = 0; i < a->n_chunks; i++) free(a->chunks[i]);
+        for (int i = 0; i < a->n_chunks; i++) block_free(a, a->chunks[i]);
         a->n_chunks = 0;
     }
     a->used = 0;
@@ -73,7 +86,7 @@ void arena_reset(Arena *a) {
 void arena_free(Arena *a) {
     arena_reset(a);
     free(a->chunks);
-    free(a->base);
+    if (a->base) block_free(a, a->base);
     memset(a, 0, sizeof(*a));
 }
 
@@ -97,10 +110,12 @@ struct Node {
     Tensor **parts;        // concat inputs
 };
 
-void graph_init(Graph *g, const Ops *ops, Arena *arena, int cap_nodes) {
+void graph_init(Graph *g, const Ops *ops, Arena *arena, Arena *host, int cap_nodes) {
     memset(g, 0, sizeof(*g));
+    if (!host && !ops->host_memory) die("graph_init: backend %s needs a host arena", ops->name);
     g->ops = ops;
     g->arena = arena;
+    g->host = host ? host : arena;
     g->cap_nodes = cap_nodes;
     g->nodes = mallocCheck((size_t)cap_nodes * sizeof(Node));
     g->grad_enabled = 1;
@@ -129,14 +144,35 @@ static int wants(Graph *g, Tensor *a, Tensor *b, Tensor *c) {
     return (a && a->grad) || (b && b->grad) || (c && c->grad);
 }
 
-Tensor *g_tensor(Graph *g, int ndim, const int *shape, int needs_grad) {
-    Tensor *t = arena_alloc(g->arena, sizeof(Tensor));
+void *g_host_alloc(Graph *g, size_t bytes) { return arena_alloc(g->host, bytes); }
+
+static Tensor *new_tensor(Graph *g, int ndim, const int *shape) {
+    Tensor *t = arena_alloc(g->host, sizeof(Tensor));
     t->ndim = ndim;
     t->n = 1;
     for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
     for (int i = 0; i < ndim; i++) t->n *= (size_t)shape[i];
+    return t;
+}
+
+Tensor *g_tensor(Graph *g, int ndim, const int *shape, int needs_grad) {
+    Tensor *t = new_tensor(g, ndim, shape);
     t->data = arena_alloc(g->arena, t->n * sizeof(float));
     t->grad = (needs_grad && g->grad_enabled) ? arena_calloc(g->arena, t->n * sizeof(float)) : NULL;
+    return t;
+}
+
+// A loss value: data and grad on the host (the value is read and the gradient seeded there).
+static Tensor *host_scalar(Graph *g, int needs_grad) {
+    int shape[1] = {1};
+    Tensor *t = new_tensor(g, 1, shape);
+    t->data = arena_alloc(g->host, sizeof(float));
+    t->data[0] = 0.0f;
+    t->grad = NULL;
+    if (needs_grad && g->grad_enabled) {
+        t->grad = arena_alloc(g->host, sizeof(float));
+        t->grad[0] = 0.0f;
+    }
     return t;
 }
 
@@ -147,13 +183,19 @@ Tensor *g_tensor2(Graph *g, int d0, int d1, int needs_grad) {
 
 Tensor *g_const(Graph *g, const float *data, int d0, int d1) {
     Tensor *t = g_tensor2(g, d0, d1, 0);
-    memcpy(t->data, data, t->n * sizeof(float));
+    g->ops->copy_h2d(t->data, data, t->n * sizeof(float));
     return t;
+}
+
+Tensor *g_copy(Graph *g, const Tensor *t) {
+    Tensor *c = g_tensor(g, t->ndim, t->shape, 0);
+    g->ops->copy_d2d(c->data, t->data, t->n * sizeof(float));
+    return c;
 }
 
 Tensor *g_view(Graph *g, Tensor *t, size_t offset, int d0, int d1) {
     if (offset + (size_t)d0 * d1 > t->n) die("view [%zu, +%d*%d) outside a tensor of %zu", offset, d0, d1, t->n);
-    Tensor *v = arena_alloc(g->arena, sizeof(Tensor));
+    Tensor *v = arena_alloc(g->host, sizeof(Tensor));
     memset(v, 0, sizeof(*v));
     v->ndim = 2;
     v->shape[0] = d0;
@@ -167,7 +209,7 @@ Tensor *g_view(Graph *g, Tensor *t, size_t offset, int d0, int d1) {
 
 int32_t *g_ints(Graph *g, const int32_t *src, int n) {
     int32_t *p = arena_alloc(g->arena, (size_t)n * sizeof(int32_t));
-    memcpy(p, src, (size_t)n * sizeof(int32_t));
+    g->ops->copy_h2d(p, src, (size_t)n * sizeof(int32_t));
     return p;
 }
 
@@ -245,7 +287,7 @@ Tensor *g_add_bcast(Graph *g, Tensor *a, Tensor *b) {
 
 static uint8_t *draw_keep(Graph *g, size_t n, float p) {
     uint8_t *keep = arena_alloc(g->arena, n);
-    for (size_t i = 0; i < n; i++) keep[i] = rng_uniform_f(&g->rng) >= p;
+    g->ops->dropout_mask(keep, n, p, rng_u64(&g->rng));
     return keep;
 }
 
@@ -268,8 +310,7 @@ Tensor *g_relu(Graph *g, Tensor *x) {
     int grad = wants(g, x, NULL, NULL);
     Tensor *y = like(g, x, grad);
     uint8_t *keep = arena_alloc(g->arena, x->n);
-    for (size_t i = 0; i < x->n; i++) keep[i] = x->data[i] > 0.0f;
-    g->ops->dropout_fwd(y->data, x->data, keep, 0.0f, x->n);
+    g->ops->relu_fwd(y->data, keep, x->data, x->n);
     if (grad) {
         Node *nd = push(g, OP_DROPOUT, y);
         nd->in[0] = x;
@@ -289,14 +330,8 @@ Tensor *g_attention(Graph *g, Tensor *q, int q_off, int ldq, Tensor *k, int k_of
     float *probs = arena_alloc(g->arena, np * sizeof(float));
     float p = (g->training && p_drop > 0.0f) ? p_drop : 0.0f;
     uint8_t *keep = p > 0.0f ? draw_keep(g, np, p) : NULL;
-    const float *m = NULL;
-    if (mask) {
-        float *mc = arena_alloc(g->arena, (size_t)B * Tk * sizeof(float));
-        memcpy(mc, mask, (size_t)B * Tk * sizeof(float));
-        m = mc;
-    }
     g->ops->attention_fwd(y->data, probs, q->data + q_off, ldq, k->data + k_off, ldk,
-                          v->data + v_off, ldv, m, keep, p, B, Tq, Tk, C, H, causal);
+                          v->data + v_off, ldv, mask, keep, p, B, Tq, Tk, C, H, causal);
     if (grad) {
         Node *nd = push(g, OP_ATTENTION, y);
         nd->in[0] = q, nd->in[1] = k, nd->in[2] = v;
@@ -310,28 +345,19 @@ Tensor *g_attention(Graph *g, Tensor *q, int q_off, int ldq, Tensor *k, int k_of
     return y;
 }
 
-static Tensor *scalar(Graph *g, int grad) {
-    int shape[1] = {1};
-    return g_tensor(g, 1, shape, grad);
-}
-
 Tensor *g_xent(Graph *g, Tensor *logits, const int32_t *labels, const float *soft, float alpha) {
     int V = width(logits), M = (int)(logits->n / (size_t)V);
     int grad = wants(g, logits, NULL, NULL);
-    Tensor *loss = scalar(g, grad);
+    Tensor *loss = host_scalar(g, grad);
     float *probs = arena_alloc(g->arena, logits->n * sizeof(float));
     const int32_t *lab = labels ? g_ints(g, labels, M) : NULL;
-    float *sc = NULL;
-    if (soft) {
-        sc = arena_alloc(g->arena, logits->n * sizeof(float));
-        memcpy(sc, soft, logits->n * sizeof(float));
-    }
+    const float *sc = soft;
     loss->data[0] = M > 0 ? g->ops->xent_fwd(probs, logits->data, lab, sc, alpha, M, V) : 0.0f;
     if (grad && M > 0) {
         Node *nd = push(g, OP_XENT, loss);
         nd->in[0] = logits;
         nd->i[0] = M, nd->i[1] = V;
-        nd->sa = probs, nd->sb = sc, nd->ints = lab;
+        nd->sa = probs, nd->sb = (float *)sc, nd->ints = lab;
         nd->f[0] = alpha;
     }
     return loss;
@@ -366,20 +392,20 @@ Tensor *g_div_scalar(Graph *g, Tensor *x, Tensor *s) {
 Tensor *g_mse_rows(Graph *g, Tensor *pred, const float *target, const float *w) {
     int P = width(pred), R = (int)(pred->n / (size_t)P);
     int grad = wants(g, pred, NULL, NULL);
-    Tensor *loss = scalar(g, grad);
+    Tensor *loss = host_scalar(g, grad);
     loss->data[0] = g->ops->mse_rows_fwd(pred->data, target, w, R, P);
     if (grad) {
         Node *nd = push(g, OP_MSE_ROWS, loss);
         nd->in[0] = pred;
         nd->i[0] = R, nd->i[1] = P;
-        nd->sa = (float *)target, nd->sb = (float *)w;  // owned by the caller's arena data
+        nd->sa = (float *)target, nd->sb = (float *)w;  // the caller's step memory
     }
     return loss;
 }
 
 Tensor *g_l1(Graph *g, Tensor *a, const float *b) {
     int grad = wants(g, a, NULL, NULL);
-    Tensor *loss = scalar(g, grad);
+    Tensor *loss = host_scalar(g, grad);
     loss->data[0] = g->ops->l1_fwd(a->data, b, a->n);
     if (grad) {
         Node *nd = push(g, OP_L1, loss);
@@ -416,15 +442,14 @@ Tensor *g_concat_rows(Graph *g, Tensor **parts, int count, int D) {
         grad |= wants(g, parts[i], NULL, NULL);
     }
     Tensor *y = g_tensor2(g, (int)(n / (size_t)D), D, grad);
-    memset(y->data, 0, n * sizeof(float));
     size_t off = 0;
     for (int i = 0; i < count; i++) {
-        g->ops->acc(y->data + off, parts[i]->data, parts[i]->n);
+        g->ops->copy_d2d(y->data + off, parts[i]->data, parts[i]->n * sizeof(float));
         off += parts[i]->n;
     }
     if (grad) {
         Node *nd = push(g, OP_CONCAT_ROWS, y);
-        nd->parts = arena_alloc(g->arena, (size_t)count * sizeof(Tensor *));
+        nd->parts = arena_alloc(g->host, (size_t)count * sizeof(Tensor *));
         memcpy(nd->parts, parts, (size_t)count * sizeof(Tensor *));
         nd->i[0] = count;
     }

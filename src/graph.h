@@ -6,10 +6,17 @@
 // autograd machinery: one switch in graph.c.
 //
 // Memory: parameters and their gradients live in flat buffers owned by a ParamSet (params.h);
-// everything created during a step (activations, their gradients, saved statistics, index lists)
-// comes from one Arena that is reset at the start of each step. The arena is sized by a planning
-// step at start-up (arena_plan_begin/arena_plan_end), after which it is one allocation and a step
-// never calls malloc.
+// everything created during a step comes from two Arenas reset at the start of each step: the
+// device arena (activations, their gradients, saved statistics, uploaded index lists and masks:
+// the backend's memory, ops.h) and the host arena (Tensor structs, index lists and masks built on
+// the host before upload, loss scalars). On the CPU backend they may be one arena. Arenas are
+// sized by a planning step at start-up (arena_plan_begin/arena_plan_end), after which each is one
+// allocation and a step never allocates.
+//
+// Pointer rule: Tensor.data / .grad are device pointers, except loss scalars (g_xent, g_mse_rows,
+// g_l1), which live on the host so that their values and gradient seeds are plain floats. Index
+// lists, labels and host-built masks given to g_* calls are HOST pointers (copied to the device);
+// the attention mask, soft targets and the RMIM target/weight are DEVICE pointers (tensor data).
 #ifndef VLMAE_GRAPH_H
 #define VLMAE_GRAPH_H
 
@@ -28,6 +35,7 @@ typedef struct Tensor {
 } Tensor;
 
 typedef struct Arena {
+    const Ops *dev;  // NULL: host memory; else this backend's mem_alloc/mem_zero (device arena)
     char *base;      // the single block (fixed mode)
     size_t cap, used, peak;
     int planning;    // 1: every alloc is its own malloc, tallied; reset frees them
@@ -35,11 +43,11 @@ typedef struct Arena {
     int n_chunks, cap_chunks;
 } Arena;
 
-void arena_plan_begin(Arena *a);
+void arena_plan_begin(Arena *a, const Ops *dev);
 // Ends planning: frees the planning chunks and allocates one block of the peak size (+ margin).
 void arena_plan_end(Arena *a);
 void *arena_alloc(Arena *a, size_t bytes);  // 64-byte aligned, not zeroed
-void *arena_calloc(Arena *a, size_t bytes);
+void *arena_calloc(Arena *a, size_t bytes);  // zeroed (through the backend for a device arena)
 void arena_reset(Arena *a);
 void arena_free(Arena *a);
 
@@ -47,15 +55,18 @@ typedef struct Node Node;
 
 typedef struct Graph {
     const Ops *ops;
-    Arena *arena;
+    Arena *arena;  // device memory
+    Arena *host;   // host memory (== arena when the backend's memory is host memory and the
+                   // owner passed no host arena)
     Node *nodes;
     int n_nodes, cap_nodes;
     int grad_enabled;  // 0: nothing is recorded and no activation gradient is allocated
     int training;      // 0: dropout is the identity
-    Rng rng;           // dropout masks
+    Rng rng;           // one seed per dropout mask (the mask itself: ops->dropout_mask)
 } Graph;
 
-void graph_init(Graph *g, const Ops *ops, Arena *arena, int cap_nodes);
+// host may be NULL when ops->host_memory (one arena for both).
+void graph_init(Graph *g, const Ops *ops, Arena *arena, Arena *host, int cap_nodes);
 void graph_free(Graph *g);
 // Forget the tape (the arena is reset separately by the owner of the step).
 void graph_clear(Graph *g);
@@ -67,9 +78,13 @@ Tensor *g_tensor(Graph *g, int ndim, const int *shape, int needs_grad);
 Tensor *g_tensor2(Graph *g, int d0, int d1, int needs_grad);
 // A constant tensor holding a copy of host data (inputs, masks, targets).
 Tensor *g_const(Graph *g, const float *data, int d0, int d1);
+// A constant (no gradient) copy of t's values, e.g. a parameter's value frozen for this step.
+Tensor *g_copy(Graph *g, const Tensor *t);
+// Host memory from the step's host arena (index lists, masks to upload), not zeroed.
+void *g_host_alloc(Graph *g, size_t bytes);
 // A view of n values of t starting at offset (shares data and grad).
 Tensor *g_view(Graph *g, Tensor *t, size_t offset, int d0, int d1);
-int32_t *g_ints(Graph *g, const int32_t *src, int n);  // copy of an index list into the arena
+int32_t *g_ints(Graph *g, const int32_t *src, int n);  // device copy of a host index list
 
 // Ops. Shapes: a tensor of width D is read as (n/D, D) rows.
 Tensor *g_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);  // x (M,K), w (N,K) -> (M,N)
@@ -81,15 +96,18 @@ Tensor *g_dropout(Graph *g, Tensor *x, float p);
 // max(x, 0): the backend's dropout op with rate 0 and the keep-mask x > 0 (no op of its own).
 Tensor *g_relu(Graph *g, Tensor *x);
 // q/k/v: source tensors read with an offset and row stride (so one fused qkv tensor can serve).
+// mask: additive key mask (B, Tk), DEVICE pointer (e.g. a g_const's data), or NULL.
 Tensor *g_attention(Graph *g, Tensor *q, int q_off, int ldq, Tensor *k, int k_off, int ldk,
                     Tensor *v, int v_off, int ldv, const float *mask, int B, int Tq, int Tk, int C,
                     int H, int causal, float p_drop);
+// labels: host (M); soft: device (M, V) kept until backward (step memory), or NULL.
 Tensor *g_xent(Graph *g, Tensor *logits, const int32_t *labels, const float *soft, float alpha);
 Tensor *g_l2norm(Graph *g, Tensor *x);
 Tensor *g_div_scalar(Graph *g, Tensor *x, Tensor *s);
+// target (R, P), w (R): device, kept until backward.
 Tensor *g_mse_rows(Graph *g, Tensor *pred, const float *target, const float *w);
-Tensor *g_l1(Graph *g, Tensor *a, const float *b);
-Tensor *g_gather_rows(Graph *g, Tensor *x, int D, const int32_t *idx, int n);
+Tensor *g_l1(Graph *g, Tensor *a, const float *b);  // b: device, kept until backward
+Tensor *g_gather_rows(Graph *g, Tensor *x, int D, const int32_t *idx, int n);  // idx: host
 Tensor *g_concat_rows(Graph *g, Tensor **parts, int count, int D);
 
 #endif

@@ -203,6 +203,9 @@ void model_create(Model *m, const ModelConfig *cfg) {
     sincos_2d(m->dec_pos, D, c->image_size / c->patch_size);
     m->image_queue = mallocCheck((size_t)c->queue_size * c->embed_dim * sizeof(float));
     m->text_queue = mallocCheck((size_t)c->queue_size * c->embed_dim * sizeof(float));
+    m->dev = (ModelDevice){.ops = &ops_cpu, .params = m->params.data, .grad = m->params.grad,
+                           .momentum = m->momentum.data, .image_queue = m->image_queue,
+                           .text_queue = m->text_queue};
 }
 
 static void fill_normal(Rng *r, Tensor *t, float std) {
@@ -249,6 +252,7 @@ void model_init_weights(Model *m, uint64_t seed) {
 }
 
 void model_free(Model *m) {
+    model_release_device(m);
     free(m->on.vit), free(m->on.bert), free(m->mo.vit), free(m->mo.bert), free(m->dec);
     params_free(&m->params);
     params_free(&m->momentum);
@@ -257,23 +261,16 @@ void model_free(Model *m) {
 }
 
 void model_momentum_update(Model *m, float mu) {
-    float *pm = m->momentum.data;
-    const float *p = m->params.data;
-    size_t n = m->tower_n;
-#pragma omp parallel for
-    for (size_t i = 0; i < n; i++) pm[i] = mu * pm[i] + (1.0f - mu) * p[i];
+    m->dev.ops->ema(m->dev.momentum, m->dev.params, m->tower_n, mu);
 }
 
 void model_enqueue(Model *m, const float *image_feats, const float *text_feats, int n) {
     int Q = m->cfg.queue_size, E = m->cfg.embed_dim;
     if (Q % n != 0) die("queue_size %d is not a multiple of the gathered batch %d", Q, n);
-    memcpy(m->image_queue + (size_t)m->queue_ptr * E, image_feats, (size_t)n * E * sizeof(float));
-    memcpy(m->text_queue + (size_t)m->queue_ptr * E, text_feats, (size_t)n * E * sizeof(float));
+    size_t off = (size_t)m->queue_ptr * E, bytes = (size_t)n * E * sizeof(float);
+    m->dev.ops->copy_h2d(m->dev.image_queue + off, image_feats, bytes);
+    m->dev.ops->copy_h2d(m->dev.text_queue + off, text_feats, bytes);
     m->queue_ptr = (m->queue_ptr + n) % Q;
 }
 
-void model_clamp_temp(Model *m) {
-    float *t = m->temp->data;
-    if (*t < 0.001f) *t = 0.001f;
-    if (*t > 0.5f) *t = 0.5f;
-}
+void model_clamp_temp(Model *m) { m->dev.ops->clamp_scalar(m->temp->data, 0.001f, 0.5f); }

@@ -75,8 +75,21 @@ typedef struct {
     Linear vision_proj, text_proj;
 } Tower;
 
+// The buffers the step and the trainer compute on. On a host-memory backend (ops_cpu) they are
+// the host buffers of the Model itself; on a device backend (ops_cuda) they are device copies and
+// the host buffers are a mirror: model_to_host() refreshes it (checkpoints, sync checks),
+// model_to_device() pushes it (after loading a checkpoint). Parameter tensor views (Tower,
+// heads, ...) point into `params` / `momentum` here, so graph code sees device pointers.
+typedef struct {
+    const Ops *ops;
+    float *params, *grad;             // (params.total)
+    float *momentum;                  // (tower_n)
+    float *image_queue, *text_queue;  // (Q, E)
+} ModelDevice;
+
 typedef struct {
     ModelConfig cfg;
+    ModelDevice dev;
     ParamSet params;    // online parameters (with gradients)
     ParamSet momentum;  // momentum copy of the tower (no gradients)
     size_t tower_n;     // the tower's values: params.data[0, tower_n) <-> momentum.data
@@ -93,13 +106,21 @@ typedef struct {
     int queue_ptr;
 } Model;
 
-void model_create(Model *m, const ModelConfig *cfg);
+void model_create(Model *m, const ModelConfig *cfg);  // on ops_cpu
+// Move the compute buffers to ops' memory (model_device.c), copying the host values; parameter
+// views are re-pointed. Once per model, before the first step; ops_cpu is the default.
+void model_use_backend(Model *m, const Ops *ops);
+void model_to_host(Model *m);    // parameters, momentum copies, queues: device -> host mirror
+void model_to_device(Model *m);  // host -> device (after the host buffers were loaded)
+float model_temp(const Model *m);  // the current temperature (a host copy of the parameter)
+void model_release_device(Model *m);  // back to ops_cpu on the host buffers (model_free calls it)
 // Random init (ALBEF/timm/MAE conventions); momentum = online; queues random unit vectors.
 void model_init_weights(Model *m, uint64_t seed);
 void model_free(Model *m);
-// theta_m <- mu * theta_m + (1 - mu) * theta over the tower's flat range.
+// theta_m <- mu * theta_m + (1 - mu) * theta over the tower's flat range (compute buffers).
 void model_momentum_update(Model *m, float mu);
-// Write feats (n, E) of each modality at the queue pointer and advance it (n divides Q).
+// Write HOST feats (n, E) of each modality at the queue pointer of the compute queues and advance
+// it (n divides Q).
 void model_enqueue(Model *m, const float *image_feats, const float *text_feats, int n);
 void model_clamp_temp(Model *m);
 
@@ -108,6 +129,8 @@ void model_clamp_temp(Model *m);
 // for all N in order. Returns (B*(1+K), C).
 Tensor *vit_forward(Graph *g, const Model *m, const Tower *t, Tensor *patches, const int32_t *ids,
                     int B, int K);
+// Masks (B, T) below are additive key masks in DEVICE memory (graph.h's pointer rule), except
+// decoder_forward's text_mask, which is read on the host to build the decoder's own mask.
 // Text encoder (layers [0, text_layers)) on ids (B, T) -> (B*T, Ct).
 Tensor *bert_text(Graph *g, const Model *m, const Tower *t, const int32_t *ids, const float *mask,
                   int B, int T);

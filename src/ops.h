@@ -94,6 +94,36 @@ typedef struct Ops {
 
     // Softmax over the last dim of x (M,V) into y, no gradient (targets, sampling weights).
     void (*softmax_rows)(float *y, const float *x, int M, int V);
+
+    // y = max(x, 0) and keep = x > 0 (n); the backward is dropout_bwd with p = 0.
+    void (*relu_fwd)(float *y, uint8_t *keep, const float *x, size_t n);
+    // Dropout keep-mask: keep[i] = hash_uniform(seed, i) >= p (src/hash_uniform.h), so every
+    // backend draws the same mask for the same seed.
+    void (*dropout_mask)(uint8_t *keep, size_t n, float p, uint64_t seed);
+
+    // ---- Memory. "Device" pointers are the backend's memory: every pointer an op above takes is
+    // one. host_memory = 1 means they are ordinary host pointers (ops_cpu), so the copies below
+    // are memcpy and code may read results directly; otherwise (ops_cuda) host code must copy.
+    int host_memory;
+    void *(*mem_alloc)(size_t bytes);  // 64-byte aligned or better; exits with a message on failure
+    void (*mem_free)(void *p);         // NULL is fine
+    void (*mem_zero)(void *p, size_t bytes);
+    void (*copy_h2d)(void *dst, const void *src, size_t bytes);  // src may be reused on return
+    void (*copy_d2h)(void *dst, const void *src, size_t bytes);  // dst holds the data on return
+    void (*copy_d2d)(void *dst, const void *src, size_t bytes);
+    // rows x width bytes: device src (row pitch spitch bytes) to host dst (pitch dpitch), waits.
+    void (*copy_d2h_2d)(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                        size_t rows);
+    void (*synchronize)(void);  // all queued work done (no-op on the CPU)
+
+    // ---- Training state over flat device buffers (trainer.c).
+    // One AdamW step over n values (PyTorch semantics, src/optim.h): p -= lr*wd*decay*p, then
+    // Adam with bias correction for step t (>= 1). decay (n) holds 0/1 factors.
+    void (*adamw_step)(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t);
+    void (*ema)(float *pm, const float *p, size_t n, float mu);  // pm = mu*pm + (1-mu)*p
+    int (*all_finite)(const float *x, size_t n);                 // 1 when every value is finite
+    void (*clamp_scalar)(float *x, float lo, float hi);          // x[0] into [lo, hi]
 } Ops;
 
 extern const Ops ops_cpu;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "hash_uniform.h"
 
 // Below this many values a loop is not worth waking the OpenMP team for (build with -DPAR_MIN=0
 // to force every loop parallel, e.g. to run the op tests through the threaded paths).
@@ -231,6 +232,19 @@ static void softmax_rows(float *y, const float *x, int M, int V) {
         if (yi != x + (size_t)i * V) memcpy(yi, x + (size_t)i * V, (size_t)V * sizeof(float));
         softmax_row_inplace(yi, V);
     }
+}
+
+static void relu_fwd(float *y, uint8_t *keep, const float *x, size_t n) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        keep[i] = x[i] > 0.0f;
+        y[i] = keep[i] ? x[i] : 0.0f;
+    }
+}
+
+static void dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) keep[i] = hash_uniform(seed, i) >= p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,6 +575,66 @@ static void gather_rows_bwd(float *dx, const float *dy, const int32_t *idx, int 
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// Memory: host memory, so the copies are memcpy.
+
+static void *mem_alloc(size_t bytes) {
+    size_t sz = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, sz ? sz : 64);
+    if (!p) die("out of memory (%zu bytes)", bytes);
+    return p;
+}
+
+static void mem_zero(void *p, size_t bytes) {
+    if (bytes) memset(p, 0, bytes);
+}
+
+static void copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) memcpy(dst, src, bytes);
+}
+
+static void copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                    size_t rows) {
+    for (size_t r = 0; r < rows; r++)
+        memcpy((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+}
+
+static void synchronize(void) {}
+
+// ---------------------------------------------------------------------------------------------
+// Training state over flat buffers.
+
+static void adamw_step(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay,
+                       int64_t t) {
+    float c1 = 1.0f - powf(beta1, (float)t), c2 = 1.0f - powf(beta2, (float)t);
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        p[i] -= lr * weight_decay * decay[i] * p[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        p[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+    }
+}
+
+static void ema(float *pm, const float *p, size_t n, float mu) {
+#pragma omp parallel for if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) pm[i] = mu * pm[i] + (1.0f - mu) * p[i];
+}
+
+static int all_finite(const float *x, size_t n) {
+    int ok = 1;
+#pragma omp parallel for reduction(&& : ok) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) ok = ok && isfinite(x[i]);
+    return ok;
+}
+
+static void clamp_scalar(float *x, float lo, float hi) {
+    if (*x < lo) *x = lo;
+    if (*x > hi) *x = hi;
+}
+
 const Ops ops_cpu = {
     .name = "cpu",
     .linear_fwd = linear_fwd,
@@ -591,4 +665,19 @@ const Ops ops_cpu = {
     .gather_rows_fwd = gather_rows_fwd,
     .gather_rows_bwd = gather_rows_bwd,
     .softmax_rows = softmax_rows,
+    .relu_fwd = relu_fwd,
+    .dropout_mask = dropout_mask,
+    .host_memory = 1,
+    .mem_alloc = mem_alloc,
+    .mem_free = free,
+    .mem_zero = mem_zero,
+    .copy_h2d = copy,
+    .copy_d2h = copy,
+    .copy_d2d = copy,
+    .copy_d2h_2d = copy_2d,
+    .synchronize = synchronize,
+    .adamw_step = adamw_step,
+    .ema = ema,
+    .all_finite = all_finite,
+    .clamp_scalar = clamp_scalar,
 };

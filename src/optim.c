@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ops.h"
 
 void adamw_init(AdamW *o, const ParamSet *ps, float beta1, float beta2, float eps, float wd) {
     memset(o, 0, sizeof(*o));
@@ -15,25 +16,49 @@ void adamw_init(AdamW *o, const ParamSet *ps, float beta1, float beta2, float ep
     o->decay = callocCheck(o->n, sizeof(float));
     for (int i = 0; i < ps->count; i++)
         for (size_t k = 0; k < ps->p[i].n; k++) o->decay[ps->p[i].offset + k] = (float)ps->p[i].decay;
+    o->ops = &ops_cpu;
+    o->dm = o->m, o->dv = o->v, o->ddecay = o->decay;
+}
+
+void adamw_step_on(AdamW *o, float *p, const float *g, float lr) {
+    o->t++;
+    o->ops->adamw_step(p, g, o->dm, o->dv, o->ddecay, o->n, lr, o->beta1, o->beta2, o->eps,
+                       o->weight_decay, o->t);
 }
 
 void adamw_step(AdamW *o, ParamSet *ps, float lr) {
-    o->t++;
-    float b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
-    float c1 = 1.0f - powf(b1, (float)o->t), c2 = 1.0f - powf(b2, (float)o->t);
-    float *p = ps->data, *g = ps->grad, *m = o->m, *v = o->v, *dk = o->decay;
-    size_t n = o->n;
-#pragma omp parallel for
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        p[i] -= lr * wd * dk[i] * p[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+    if (!o->ops->host_memory) die("adamw_step: the moments live on %s; use adamw_step_on", o->ops->name);
+    adamw_step_on(o, ps->data, ps->grad, lr);
+}
+
+void adamw_use_backend(AdamW *o, const Ops *ops) {
+    if (ops == o->ops) return;
+    if (!o->ops->host_memory) die("adamw_use_backend: already on %s", o->ops->name);
+    o->ops = ops;
+    if (ops->host_memory) {
+        o->dm = o->m, o->dv = o->v, o->ddecay = o->decay;
+        return;
     }
+    size_t bytes = o->n * sizeof(float);
+    o->dm = ops->mem_alloc(bytes), o->dv = ops->mem_alloc(bytes), o->ddecay = ops->mem_alloc(bytes);
+    ops->copy_h2d(o->ddecay, o->decay, bytes);
+    adamw_to_device(o);
+}
+
+void adamw_to_host(AdamW *o) {
+    if (o->ops->host_memory) return;
+    o->ops->copy_d2h(o->m, o->dm, o->n * sizeof(float));
+    o->ops->copy_d2h(o->v, o->dv, o->n * sizeof(float));
+}
+
+void adamw_to_device(AdamW *o) {
+    if (o->ops->host_memory) return;
+    o->ops->copy_h2d(o->dm, o->m, o->n * sizeof(float));
+    o->ops->copy_h2d(o->dv, o->v, o->n * sizeof(float));
 }
 
 void adamw_free(AdamW *o) {
+    if (o->ops && !o->ops->host_memory) o->ops->mem_free(o->dm), o->ops->mem_free(o->dv), o->ops->mem_free(o->ddecay);
     free(o->m), free(o->v), free(o->decay);
     memset(o, 0, sizeof(*o));
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "bench.h"
 #include "checkpoint.h"
 #include "common.h"
@@ -102,6 +103,7 @@ static uint64_t fnv1a(uint64_t h, const void *x, size_t n) {
 }
 
 // Every rank hashes its parameters, momentum copies, queues and queue pointer; all must agree.
+// The host mirrors must be current (trainer_to_host).
 static int model_in_sync(const Dist *d, const Model *m) {
     uint64_t h = 0xcbf29ce484222325ULL;
     size_t qn = (size_t)m->cfg.queue_size * m->cfg.embed_dim * sizeof(float);
@@ -119,6 +121,7 @@ static int model_in_sync(const Dist *d, const Model *m) {
 static int save_checkpoint(Run *r) {
     int ok = 1;
     char path[4096], err[1024] = "";
+    trainer_to_host(r->t);  // the device state into the host mirrors the checkpoint reads
     if (r->d->rank == 0) {
         CheckpointMeta meta = {0};
         meta.step = r->t->step_count;
@@ -186,10 +189,6 @@ int pretrain_main(int argc, char **argv) {
         snprintf(err, sizeof(err), "data.skip_corrupt: true drops corrupt samples and shortens batches, which "
                  "pre-training cannot take (the ITC queue needs batch_size samples per rank); use false: corrupt "
                  "images are then reported, counted and replaced by the next valid sample");
-        bad = 1;
-    }
-    if (!bad && rc.runtime.device != DEVICE_CPU) {
-        snprintf(err, sizeof(err), "runtime.device: cuda is not wired into pretraining yet; use cpu");
         bad = 1;
     }
     free(sets);
@@ -285,6 +284,12 @@ int pretrain_main(int argc, char **argv) {
                          .nonfinite = (NonfinitePolicy)rc.train.nonfinite};
     to.lr = (LrSchedule){.lr = rc.train.lr, .warmup_lr = rc.train.warmup_lr, .min_lr = rc.train.min_lr,
                          .warmup_steps = rc.train.warmup_steps, .total_steps = total};
+    const Ops *ops = backend_open(rc.runtime.device, rc.runtime.precision, d.local_rank, err, sizeof(err));
+    if (!ops) {
+        fprintf(stderr, "vlmae pretrain (rank %d): %s\n", d.rank, err);
+        dist_abort(&d, 2);
+    }
+    model_use_backend(&m, ops);  // after the host-side initialisation and imports above
     Batch shape;
     shape_batch(&shape, mc, rc.train.batch_size, rc.data.text_max_len);
     Trainer t;
@@ -310,6 +315,7 @@ int pretrain_main(int argc, char **argv) {
             printf("note: %s was written by %d ranks, this run has %d: the data order continues per global batch\n",
                    ckpt, meta.world_size, d.world);
         t.step_count = meta.step;
+        trainer_to_device(&t);
         if (loader_seek(L, meta.epoch, meta.epoch_step) != 0) {
             if (R0) fprintf(stderr, "vlmae pretrain: %s: data position epoch %lld step %lld is outside this data set\n",
                             ckpt, (long long)meta.epoch, (long long)meta.epoch_step);
@@ -337,7 +343,12 @@ int pretrain_main(int argc, char **argv) {
     FILE *jlog = R0 ? fopenCheck(logpath, "a") : NULL;
 
     Run run = {&d, &rc, run_dir, &m, &t, L};
-    double peak = cpu_peak_flops(omp_get_max_threads()) * d.world;
+    char backend_line[256];
+    double peak;
+    backend_describe(ops, backend_line, sizeof(backend_line), &peak);
+    if (peak <= 0.0) peak = cpu_peak_flops(omp_get_max_threads());
+    peak *= d.world;
+    if (R0) printf("backend: %s on each of %d rank(s)\n", backend_line, d.world), fflush(stdout);
     double flops_per_step = train_flops_per_sample(mc, rc.data.text_max_len) * rc.train.batch_size * d.world;
     double t_start = now_seconds(), t_win = t_start;
     int64_t win_steps = 0, acc_n = 0, start_step = t.step_count;
@@ -391,7 +402,7 @@ int pretrain_main(int argc, char **argv) {
                         "\"rmim\": %.6f, \"ifr\": %.6f, \"lr\": %.6g, \"alpha\": %.4f, \"temp\": %.5f, "
                         "\"samples_per_s\": %.3f, \"mfu\": %.5f, \"skipped\": %lld, \"replaced\": %.0f}\n",
                         (long long)s, ep + (double)es / spe, mean[0], mean[1], mean[2], mean[3], mean[4], t.last_lr,
-                        t.last_alpha, m.temp->data[0], sps, mfu, (long long)t.skipped, replaced);
+                        t.last_alpha, t.last_temp, sps, mfu, (long long)t.skipped, replaced);
                 fflush(stdout);
                 fflush(jlog);
             }
@@ -399,7 +410,7 @@ int pretrain_main(int argc, char **argv) {
             win_steps = acc_n = 0;
             t_win = now;
         }
-        if (check_sync > 0 && s % check_sync == 0 && !model_in_sync(&d, &m)) {
+        if (check_sync > 0 && s % check_sync == 0 && (trainer_to_host(&t), !model_in_sync(&d, &m))) {
             if (R0) fprintf(stderr, "vlmae pretrain: ranks diverged at step %lld (parameters, momentum or queues differ)\n", (long long)s);
             status = 5;
             break;
@@ -428,6 +439,7 @@ int pretrain_main(int argc, char **argv) {
     loader_free_paths(shards, n_shards);
     trainer_free(&t);
     model_free(&m);
+    backend_close(ops);
     tokenizer_free(tok);
     config_free(&rc);
     dist_finalize(&d);

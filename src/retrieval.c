@@ -31,8 +31,8 @@ static void infer_end(Infer *in) {
 
 static void infer_init(Infer *in) {
     memset(in, 0, sizeof(*in));
-    arena_plan_begin(&in->arena);
-    graph_init(&in->g, &ops_cpu, &in->arena, 1 << 14);
+    arena_plan_begin(&in->arena, NULL);
+    graph_init(&in->g, &ops_cpu, &in->arena, NULL, 1 << 14);
     in->g.grad_enabled = 0;
     in->g.training = 0;
 }

@@ -7,8 +7,10 @@
 #include "common.h"
 #include "tcl.h"
 
-static void *ints(Step *s, int n) { return arena_alloc(&s->arena, (size_t)n * sizeof(int32_t)); }
-static float *floats(Step *s, size_t n) { return arena_alloc(&s->arena, n * sizeof(float)); }
+// Host lists and masks (built here, uploaded by the graph calls) and device scratch.
+static void *ints(Step *s, int n) { return arena_alloc(&s->host, (size_t)n * sizeof(int32_t)); }
+static float *floats(Step *s, size_t n) { return arena_alloc(&s->host, n * sizeof(float)); }
+static float *dev_floats(Step *s, size_t n) { return arena_alloc(&s->arena, n * sizeof(float)); }
 
 static void make_choices(Step *s, const Model *m, const Batch *bt, Rng *rng, const StepChoices *pre,
                          int worst_case) {
@@ -46,17 +48,21 @@ static Tensor *cls_rows(Step *s, Tensor *x, int n, int stride, int D) {
 
 // keys (B+Q, E) = [this batch's momentum features; the queue] as a constant
 static Tensor *itc_keys(Step *s, const Tensor *feat_m, const float *queue, int B, int Q, int E) {
+    const Ops *o = s->g.ops;
     Tensor *k = g_tensor2(&s->g, B + Q, E, 0);
-    memcpy(k->data, feat_m->data, (size_t)B * E * sizeof(float));
-    memcpy(k->data + (size_t)B * E, queue, (size_t)Q * E * sizeof(float));
+    o->copy_d2d(k->data, feat_m->data, (size_t)B * E * sizeof(float));
+    o->copy_d2d(k->data + (size_t)B * E, queue, (size_t)Q * E * sizeof(float));
     return k;
 }
+
+// An (R, P) host buffer as a device constant.
+static Tensor *upload(Step *s, const float *host, int R, int P) { return g_const(&s->g, host, R, P); }
 
 // soft targets: softmax of the teacher similarities (B, B+Q) at the current temperature
 static float *teacher_probs(Step *s, Tensor *feat_m, Tensor *keys, Tensor *temp_const) {
     Graph *g = &s->g;
     Tensor *sim = g_div_scalar(g, g_linear(g, feat_m, keys, NULL), temp_const);
-    float *p = floats(s, sim->n);
+    float *p = dev_floats(s, sim->n);
     g->ops->softmax_rows(p, sim->data, sim->shape[0], sim->shape[1]);
     return p;
 }
@@ -74,27 +80,30 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
         die("objective tcl needs a second augmented view of every image (Batch.image2; the data loader's two_views)");
 
     arena_reset(&s->arena);
+    arena_reset(&s->host);
     graph_clear(g);
     if (rng) rng_seed(&g->rng, rng_u64(rng));  // dropout masks of this step
     make_choices(s, m, bt, rng, preset, !s->planned);
     StepChoices *ch = &s->ch;
 
-    float *tmask = floats(s, (size_t)B * T);  // additive key mask of the captions
+    float *tmask = floats(s, (size_t)B * T);  // additive key mask of the captions (host)
     for (int i = 0; i < B * T; i++) tmask[i] = bt->text_mask[i] ? 0.0f : -10000.0f;
-    Tensor *patches = g_tensor2(g, B * N, P, 0);
-    patchify_conv(bt->image, B, H, c->patch_size, patches->data);
+    const float *tmask_d = upload(s, tmask, B, T)->data;
+    float *host_patches = floats(s, (size_t)B * N * P);
+    patchify_conv(bt->image, B, H, c->patch_size, host_patches);
+    Tensor *patches = upload(s, host_patches, B * N, P);
     Tensor *patches_m = patches;  // the momentum image encoder's input: tcl gives it the second view
     if (tcl) {
-        patches_m = g_tensor2(g, B * N, P, 0);
-        patchify_conv(bt->image2, B, H, c->patch_size, patches_m->data);
+        patchify_conv(bt->image2, B, H, c->patch_size, host_patches);
+        patches_m = upload(s, host_patches, B * N, P);
     }
-    Tensor *temp_const = g_const(g, m->temp->data, 1, 1);
+    Tensor *temp_const = g_copy(g, m->temp);  // the teacher's temperature: no gradient
 
     // 1-2. Encoders: online image on the visible patches, momentum image on all; text both.
     Tensor *v = vit_forward(g, m, &m->on, patches, ch->ids_keep, B, K);  // (B*(1+K), C)
     Tensor *v_hat = vit_forward(g, m, &m->mo, patches_m, NULL, B, N);    // (B*(1+N), C)
-    Tensor *w = bert_text(g, m, &m->on, bt->text_ids, tmask, B, T);      // (B*T, Ct)
-    Tensor *w_hat = bert_text(g, m, &m->mo, bt->text_ids, tmask, B, T);
+    Tensor *w = bert_text(g, m, &m->on, bt->text_ids, tmask_d, B, T);    // (B*T, Ct)
+    Tensor *w_hat = bert_text(g, m, &m->mo, bt->text_ids, tmask_d, B, T);
 
     // 3. ITC with momentum distillation against [batch; queue].
     Tensor *v_cls = cls_rows(s, v, B, 1 + K, C);
@@ -103,10 +112,10 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
     Tensor *vhat_cls = cls_rows(s, v_hat, B, 1 + N, C);
     Tensor *img_m = g_l2norm(g, g_linear(g, vhat_cls, m->mo.vision_proj.w, m->mo.vision_proj.b));
     Tensor *txt_m = g_l2norm(g, g_linear(g, cls_rows(s, w_hat, B, T, Ct), m->mo.text_proj.w, m->mo.text_proj.b));
-    memcpy(s->img_m, img_m->data, (size_t)B * E * sizeof(float));
-    memcpy(s->txt_m, txt_m->data, (size_t)B * E * sizeof(float));
-    Tensor *keys_t = itc_keys(s, txt_m, m->text_queue, B, Q, E);
-    Tensor *keys_i = itc_keys(s, img_m, m->image_queue, B, Q, E);
+    g->ops->copy_d2h(s->img_m, img_m->data, (size_t)B * E * sizeof(float));
+    g->ops->copy_d2h(s->txt_m, txt_m->data, (size_t)B * E * sizeof(float));
+    Tensor *keys_t = itc_keys(s, txt_m, m->dev.text_queue, B, Q, E);
+    Tensor *keys_i = itc_keys(s, img_m, m->dev.image_queue, B, Q, E);
     int32_t *diag = ints(s, B);
     for (int b = 0; b < B; b++) diag[b] = b;
     Tensor *s_i2t = g_div_scalar(g, g_linear(g, img, keys_t, NULL), m->temp);  // (B, B+Q)
@@ -125,9 +134,14 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
         memcpy(ch->neg_image, preset->neg_image, (size_t)B * 4);
         memcpy(ch->neg_text, preset->neg_text, (size_t)B * 4);
     } else {
-        double *scratch = arena_alloc(&s->arena, (size_t)B * sizeof(double));
-        choose_hard_negatives(rng, s_t2i->data, B + Q, B, ch->neg_image, scratch);
-        choose_hard_negatives(rng, s_i2t->data, B + Q, B, ch->neg_text, scratch);
+        // Only the in-batch (B, B) block of the similarities is sampled from: copy it to the host.
+        double *scratch = arena_alloc(&s->host, (size_t)B * sizeof(double));
+        float *block = floats(s, (size_t)B * B);
+        size_t row = (size_t)B * sizeof(float), ld = (size_t)(B + Q) * sizeof(float);
+        g->ops->copy_d2h_2d(block, row, s_t2i->data, ld, row, (size_t)B);
+        choose_hard_negatives(rng, block, B, B, ch->neg_image, scratch);
+        g->ops->copy_d2h_2d(block, row, s_i2t->data, ld, row, (size_t)B);
+        choose_hard_negatives(rng, block, B, B, ch->neg_text, scratch);
     }
     int32_t *pick_img = ints(s, 3 * B), *pick_txt = ints(s, 3 * B), *itm_labels = ints(s, 3 * B);
     float *mask_all = floats(s, (size_t)3 * B * T);
@@ -140,7 +154,8 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
     for (int r = 0; r < 3 * B; r++) memcpy(mask_all + (size_t)r * T, tmask + (size_t)pick_txt[r] * T, (size_t)T * 4);
     Tensor *img_all = g_gather_rows(g, v, (1 + K) * C, pick_img, 3 * B);
     Tensor *txt_all = g_gather_rows(g, w, T * Ct, pick_txt, 3 * B);
-    Tensor *fused = bert_fusion(g, m, &m->on, txt_all, mask_all, img_all, 3 * B, T, 1 + K);
+    Tensor *fused = bert_fusion(g, m, &m->on, txt_all, upload(s, mask_all, 3 * B, T)->data, img_all,
+                                3 * B, T, 1 + K);
     Tensor *itm_logits = g_linear(g, cls_rows(s, fused, 3 * B, T, Ct), m->itm_head.w, m->itm_head.b);
     Tensor *l_itm = g_xent(g, itm_logits, itm_labels, NULL, 0.0f);
 
@@ -151,13 +166,13 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
         if (ch->mlm_labels[i] != -100) mpos[Mm] = i, mlab[Mm++] = ch->mlm_labels[i];
     Tensor *l_mlm = NULL;
     if (Mm > 0) {
-        Tensor *xs = bert_text(g, m, &m->on, ch->mlm_ids, tmask, B, T);
-        xs = bert_fusion(g, m, &m->on, xs, tmask, v, B, T, 1 + K);
+        Tensor *xs = bert_text(g, m, &m->on, ch->mlm_ids, tmask_d, B, T);
+        xs = bert_fusion(g, m, &m->on, xs, tmask_d, v, B, T, 1 + K);
         Tensor *logits = mlm_head(g, m, &m->on, g_gather_rows(g, xs, Ct, mpos, Mm));
-        Tensor *xt = bert_text(g, m, &m->mo, ch->mlm_ids, tmask, B, T);
-        xt = bert_fusion(g, m, &m->mo, xt, tmask, v_hat, B, T, 1 + N);
+        Tensor *xt = bert_text(g, m, &m->mo, ch->mlm_ids, tmask_d, B, T);
+        xt = bert_fusion(g, m, &m->mo, xt, tmask_d, v_hat, B, T, 1 + N);
         Tensor *tl = mlm_head(g, m, &m->mo, g_gather_rows(g, xt, Ct, mpos, Mm));
-        float *soft = floats(s, tl->n);
+        float *soft = dev_floats(s, tl->n);
         g->ops->softmax_rows(soft, tl->data, Mm, c->vocab_size);
         l_mlm = g_xent(g, logits, mlab, soft, alpha);
     }
@@ -172,7 +187,7 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
         for (int i = 0; i < B * N; i++) weight[i] = ch->region[i];
         for (int b = 0; b < B; b++)
             for (int k = 0; k < K; k++) weight[b * N + ch->ids_keep[b * K + k]] = 0.0f;  // visible
-        l_rmim = g_mse_rows(g, pred, target, weight);
+        l_rmim = g_mse_rows(g, pred, upload(s, target, B * N, P)->data, upload(s, weight, B * N, 1)->data);
         l_ifr = g_l1(g, v_cls, vhat_cls->data);
     }
 
@@ -206,23 +221,27 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
 
 void step_create(Step *s, Model *m, const Batch *bt) {
     memset(s, 0, sizeof(*s));
+    const Ops *o = m->dev.ops;
     s->B = bt->B, s->T = bt->T;
     s->img_m = mallocCheck((size_t)bt->B * m->cfg.embed_dim * sizeof(float));
     s->txt_m = mallocCheck((size_t)bt->B * m->cfg.embed_dim * sizeof(float));
-    arena_plan_begin(&s->arena);
-    graph_init(&s->g, &ops_cpu, &s->arena, 1 << 16);
+    arena_plan_begin(&s->arena, o);
+    arena_plan_begin(&s->host, NULL);
+    graph_init(&s->g, o, &s->arena, &s->host, 1 << 16);
     Rng r;
     rng_seed(&r, 0x91a7);
     Losses l;
     pretrain_step(s, m, bt, 0.0f, &r, NULL, &l);  // worst-case shapes (planned == 0)
     arena_plan_end(&s->arena);
-    params_zero_grad(&m->params);
+    arena_plan_end(&s->host);
+    o->mem_zero(m->dev.grad, m->params.total * sizeof(float));
     s->planned = 1;
 }
 
 void step_free(Step *s) {
     graph_free(&s->g);
     arena_free(&s->arena);
+    arena_free(&s->host);
     free(s->img_m);
     free(s->txt_m);
     memset(s, 0, sizeof(*s));

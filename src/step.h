@@ -18,7 +18,8 @@ typedef struct {
 } Losses;
 
 typedef struct {
-    Arena arena;
+    Arena arena;      // device memory of the model's backend (m->dev.ops)
+    Arena host;       // host lists, masks and inputs before upload; loss scalars
     Graph g;
     int B, T;
     StepChoices ch;   // the last step's choices (valid until the next step)
@@ -27,8 +28,9 @@ typedef struct {
     int planned;
 } Step;
 
-// Sizes the activation arena by a planning step on this batch shape (worst-case MLM masks), so
-// later steps never allocate. Gradients it leaves behind are zeroed.
+// Sizes the arenas by a planning step on this batch shape (worst-case MLM masks), so later steps
+// never allocate. Gradients it leaves behind are zeroed. The step runs on the model's backend
+// (model_use_backend before this call).
 void step_create(Step *s, Model *m, const Batch *shape_example);
 void step_free(Step *s);
 // preset: replay these choices instead of drawing them (the parity test); NULL in training.

@@ -2,6 +2,12 @@
 // step: temperature clamp, momentum EMA, distillation-weight ramp, gradient all-reduce, the
 // non-finite guard (agreed by all ranks), the queue update from the rank-ordered gather, AdamW
 // with the warm-up + cosine schedule. The data loop, logging and checkpoints live in pretrain.c.
+//
+// Runs on the model's backend (model_use_backend before trainer_init): on a device backend the
+// parameters, gradients, momentum copies, queues and AdamW moments stay on the device; per step
+// only the inputs, the loss values, the in-batch ITM similarities and the momentum features
+// (B x E) cross to the host. Gradients are averaged over ranks with NCCL when the build has it,
+// otherwise through host buffers and MPI.
 #ifndef VLMAE_TRAINER_H
 #define VLMAE_TRAINER_H
 
@@ -32,7 +38,8 @@ typedef struct {
     int64_t step_count;         // optimizer steps taken (the schedule's clock)
     int64_t skipped;            // steps skipped for non-finite values
     float *gather_img, *gather_txt;  // (world*B, E)
-    float last_lr, last_alpha;
+    float last_lr, last_alpha, last_temp;  // last_temp: after this step's clamp, before the update
+    struct NcclDist *nccl;      // NCCL communicator (CUDA builds with NCCL, world > 1), else NULL
     char nonfinite_what[128];   // which value was not finite, for the report
 } Trainer;
 
@@ -42,5 +49,8 @@ void trainer_free(Trainer *t);
 // was non-finite under policy stop (t->nonfinite_what says which value). Every rank returns the
 // same value.
 int trainer_step(Trainer *t, const Batch *batch, Losses *out);
+// Host mirrors of everything a checkpoint holds (model and AdamW) from the device, and back.
+void trainer_to_host(Trainer *t);
+void trainer_to_device(Trainer *t);
 
 #endif

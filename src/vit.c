@@ -32,7 +32,7 @@ Tensor *vit_forward(Graph *g, const Model *m, const Tower *t, Tensor *patches, c
     Tensor *parts[2] = {x, cls};
     Tensor *table = g_concat_rows(g, parts, 2, C);  // (B*N + 1, C)
     // Sequence per sample: CLS then the visible patches in keep order: (B*(1+K), C).
-    int32_t *idx = arena_alloc(g->arena, (size_t)B * (1 + K) * sizeof(int32_t));
+    int32_t *idx = g_host_alloc(g, (size_t)B * (1 + K) * sizeof(int32_t));
     for (int b = 0; b < B; b++) {
         idx[b * (1 + K)] = B * N;
         for (int k = 0; k < K; k++) idx[b * (1 + K) + 1 + k] = b * N + (ids ? ids[b * K + k] : k);

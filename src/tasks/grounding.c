@@ -403,8 +403,8 @@ static int grounding_eval(FtContext *cx, Model *m, const char *split, int64_t st
     int *which = mallocCheck((size_t)Bv * sizeof(int));
     Gc gc;
     memset(&gc, 0, sizeof(gc));
-    arena_plan_begin(&gc.arena);
-    graph_init(&gc.g, &ops_cpu, &gc.arena, 1 << 15);
+    arena_plan_begin(&gc.arena, NULL);
+    graph_init(&gc.g, &ops_cpu, &gc.arena, NULL, 1 << 15);
     if (cx->overlays && cx->R0) mkdir(cx->overlays, 0755);
     int nsets = 0, rc_out = 0;
     float worst = 0.0f;

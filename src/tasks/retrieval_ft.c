@@ -180,8 +180,8 @@ static void rft_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     s->gat_ids = mallocCheck((size_t)W * s->B * sizeof(float));
     s->idx_queue = mallocCheck((size_t)s->Q * sizeof(int64_t));
     for (int i = 0; i < s->Q; i++) s->idx_queue[i] = -100;
-    arena_plan_begin(&s->arena);
-    graph_init(&s->g, &ops_cpu, &s->arena, 1 << 16);
+    arena_plan_begin(&s->arena, NULL);
+    graph_init(&s->g, &ops_cpu, &s->arena, NULL, 1 << 16);
     Rng r;
     rng_seed(&r, 0x5eed);
     float l[2];

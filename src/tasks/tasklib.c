@@ -452,8 +452,8 @@ void tl_additive_mask(const int32_t *mask, size_t n, float *out) {
 
 void tl_infer_init(TlInfer *in) {
     memset(in, 0, sizeof(*in));
-    arena_plan_begin(&in->arena);
-    graph_init(&in->g, &ops_cpu, &in->arena, 1 << 15);
+    arena_plan_begin(&in->arena, NULL);
+    graph_init(&in->g, &ops_cpu, &in->arena, NULL, 1 << 15);
     in->g.grad_enabled = 0;
     in->g.training = 0;
 }
@@ -477,8 +477,8 @@ void tl_infer_free(TlInfer *in) {
 
 void tl_train_init(TlTrain *t) {
     memset(t, 0, sizeof(*t));
-    arena_plan_begin(&t->arena);
-    graph_init(&t->g, &ops_cpu, &t->arena, 1 << 16);
+    arena_plan_begin(&t->arena, NULL);
+    graph_init(&t->g, &ops_cpu, &t->arena, NULL, 1 << 16);
 }
 
 void tl_train_begin(TlTrain *t, Rng *rng) {
