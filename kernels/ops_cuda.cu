@@ -21,6 +21,13 @@
 //                    host-returning ops copy the result into pinned memory and wait.
 //   gather_rows_bwd  atomicAdd scatter; deterministic mode: one thread per column walks the rows
 //                    in order.
+//   relu_fwd         elementwise: keep = x > 0, y = keep ? x : 0 as ops_cpu (NaN and -0 give
+//                    keep 0 and y +0: bit for bit the CPU's).
+//   memory, copies   cudaMalloc / cudaMemsetAsync / cudaMemcpy(2D)Async on the backend stream
+//                    (cuda_malloc ... below); copies into or out of host memory wait for the
+//                    stream (the host side may be reused or read on return), the others do not.
+//   training state   adamw_step, ema, all_finite, clamp_scalar, dropout_mask: the kernels of
+//                    kernels/optim_cuda.cu (all_finite waits for its answer).
 // GEMM precision: fp32 tensors in both modes; CUBLAS_COMPUTE_32F (fp32) or
 // CUBLAS_COMPUTE_32F_FAST_16BF (bf16 tensor cores, fp32 accumulate).
 //
@@ -40,7 +47,9 @@
 #include "ops_cuda.h"
 
 // The member list of ops.h as this file knows it: a new member must be implemented here too.
-static_assert(sizeof(Ops) == 29 * sizeof(void *), "ops.h changed: implement the new op in ops_cuda.cu");
+// 43 pointers (name and 42 functions) and the int host_memory, which the pointer after it pads
+// to a pointer's size.
+static_assert(sizeof(Ops) == 44 * sizeof(void *), "ops.h changed: implement the new op in ops_cuda.cu");
 
 // ---------------------------------------------------------------------------------------------
 // Backend state.
@@ -55,6 +64,7 @@ struct DevScalars {
 
 static struct {
     int ready, device, bf16, deterministic;
+    size_t max_pitch;  // cudaDevAttrMaxPitch: the largest pitch cudaMemcpy2D accepts
     cudaStream_t stream;
     cublasHandle_t blas;
     char *ws;
@@ -438,6 +448,23 @@ static void dropout_fwd(float *y, const float *x, const uint8_t *keep, float p, 
 static void dropout_bwd(float *dx, const float *dy, const uint8_t *keep, float p, size_t n) {
     READY();
     LAUNCH_1D(dropout_bwd_k, n, dx, dy, keep, keep_scale(p), n);
+}
+
+// ReLU with its keep-mask (the backward is dropout_bwd with p = 0). Written as ops_cpu does it,
+// a select rather than fmaxf: NaN and -0 both fail x > 0, so they give keep 0 and y = +0 exactly
+// as on the CPU (fmaxf(NaN, 0) is 0 too, but fmaxf(-0, 0) may be -0).
+static __global__ void relu_fwd_k(float *y, uint8_t *keep, const float *x, size_t n) {
+    FOR_EACH(i, n) {
+        const float xi = x[i];  // read before writing: y may alias x
+        const uint8_t k = xi > 0.0f;
+        keep[i] = k;
+        y[i] = k ? xi : 0.0f;
+    }
+}
+
+static void relu_fwd(float *y, uint8_t *keep, const float *x, size_t n) {
+    READY();
+    LAUNCH_1D(relu_fwd_k, n, y, keep, x, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -923,6 +950,18 @@ static void gather_rows_bwd(float *dx, const float *dy, const int32_t *idx, int 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Table adapters for members whose signature differs from the cuda_* function behind them.
+
+static void mem_zero(void *p, size_t bytes) { cuda_memset(p, 0, bytes); }
+
+// The ops.h AdamW has no bf16 copy (cuda_adamw_step's p_bf16): the graph reads fp32 parameters.
+static void adamw_step(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t) {
+    READY();
+    cuda_adamw_step(p, g, m, v, decay, n, lr, beta1, beta2, eps, weight_decay, t, NULL);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The op table. Filled by name (C++17 has no designated initialisers), at static-initialisation
 // time, before main().
 
@@ -958,6 +997,21 @@ static Ops make_ops_cuda(void) {
     o.gather_rows_fwd = gather_rows_fwd;
     o.gather_rows_bwd = gather_rows_bwd;
     o.softmax_rows = softmax_rows;
+    o.relu_fwd = relu_fwd;
+    o.dropout_mask = cuda_dropout_mask;
+    o.host_memory = 0;
+    o.mem_alloc = cuda_malloc;
+    o.mem_free = cuda_free;
+    o.mem_zero = mem_zero;
+    o.copy_h2d = cuda_memcpy_h2d_sync;  // the contract: src may be reused on return
+    o.copy_d2h = cuda_memcpy_d2h;
+    o.copy_d2d = cuda_memcpy_d2d;
+    o.copy_d2h_2d = cuda_memcpy_d2h_2d;
+    o.synchronize = cuda_synchronize;
+    o.adamw_step = adamw_step;
+    o.ema = cuda_ema_update;
+    o.all_finite = cuda_all_finite;
+    o.clamp_scalar = cuda_clamp_scalar;
     return o;
 }
 
@@ -997,6 +1051,9 @@ extern "C" int cuda_backend_init(int device, int bf16) {
     cudaCheck(cudaMemset(be.dsc, 0, sizeof(DevScalars)));
     cudaCheck(cudaMallocHost((void **)&be.hsc, sizeof(DevScalars)));
     memset(be.hsc, 0, sizeof(DevScalars));
+    int max_pitch = 0;
+    cudaCheck(cudaDeviceGetAttribute(&max_pitch, cudaDevAttrMaxPitch, device));
+    be.max_pitch = max_pitch > 0 ? (size_t)max_pitch : 0;
     be.device = device;
     be.bf16 = bf16 ? 1 : 0;
     const char *det = getenv("VLMAE_CUDA_DETERMINISTIC");
@@ -1047,9 +1104,21 @@ extern "C" void cuda_device_info(char *name, size_t name_len, double *peak_bf16,
 }
 
 extern "C" void *cuda_malloc(size_t bytes) {
+    READY();  // before init cudaMalloc would silently pick device 0, whatever the rank's device
+    // 0 bytes: NULL, which every member accepts for a 0-byte region (copies, zero and free
+    // return before touching it).
     if (!bytes) return NULL;
     void *p = NULL;
-    cudaCheck(cudaMalloc(&p, bytes));
+    cudaError_t err = cudaMalloc(&p, bytes);
+    if (err != cudaSuccess) {
+        // Out of memory is the usual cause (a batch too large for the card): say how much.
+        size_t fr = 0, tot = 0;
+        if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) fr = tot = 0;
+        fprintf(stderr, "vlmae: %s:%d: cudaMalloc of %zu bytes failed: %s (%s); device %d has %zu "
+                "of %zu MiB free\n", __FILE__, __LINE__, bytes, cudaGetErrorName(err),
+                cudaGetErrorString(err), be.device, fr >> 20, tot >> 20);
+        exit(1);
+    }
     return p;
 }
 
@@ -1095,6 +1164,31 @@ extern "C" void cuda_memcpy_d2h(void *dst, const void *src, size_t bytes) {
 extern "C" void cuda_memcpy_d2d(void *dst, const void *src, size_t bytes) {
     READY();
     if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, be.stream));
+}
+
+extern "C" void cuda_memcpy_d2h_2d(void *dst, size_t dpitch, const void *src, size_t spitch,
+                                   size_t width, size_t rows) {
+    READY();
+    if (!width || !rows) return;
+    if (rows == 1 || (spitch == width && dpitch == width)) {
+        // one row, or rows back to back on both sides: a plain copy (no pitch limits apply)
+        cuda_memcpy_d2h(dst, src, width * rows);
+        return;
+    }
+    if (width > spitch || width > dpitch) {
+        fprintf(stderr, "vlmae: ops_cuda: copy_d2h_2d: rows of %zu bytes are wider than the "
+                "source pitch %zu or the destination pitch %zu\n", width, spitch, dpitch);
+        exit(1);
+    }
+    if (spitch <= be.max_pitch && dpitch <= be.max_pitch) {
+        cudaCheck(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToHost,
+                                    be.stream));
+    } else {  // a pitch beyond cudaMemcpy2D's limit (cudaDevAttrMaxPitch, ~2 GiB): row by row
+        for (size_t r = 0; r < rows; r++)
+            cudaCheck(cudaMemcpyAsync((char *)dst + r * dpitch, (const char *)src + r * spitch, width,
+                                      cudaMemcpyDeviceToHost, be.stream));
+    }
+    cudaCheck(cudaStreamSynchronize(be.stream));  // dst holds the data on return
 }
 
 extern "C" void cuda_synchronize(void) {

@@ -3,11 +3,15 @@
 // Callable from C. Only built when configure found CUDA (VLMAE_HAVE_CUDA).
 //
 // Every pointer given to ops_cuda's members is a DEVICE pointer (float, int32 and uint8 arrays
-// alike, masks and targets included), except where a comment says host. All work goes to one
-// CUDA stream, in order, asynchronously; the members that return a host float (xent_fwd,
-// mse_rows_fwd, l1_fwd) wait for the stream. Semantics are exactly ops_cpu's (src/ops_cpu.c):
-// fully-masked attention rows give zeros, probs are saved before dropout, backward ops
-// accumulate and skip NULL gradients.
+// alike, masks and targets included), except where a comment says host (the host side of the
+// copy_* members; ops_cuda.host_memory is 0). All work goes to one CUDA stream, in order,
+// asynchronously; the members that return a host value (xent_fwd, mse_rows_fwd, l1_fwd,
+// all_finite) or fill or read host memory (copy_h2d, copy_d2h, copy_d2h_2d) wait for the stream,
+// as does synchronize. Semantics are exactly ops_cpu's (src/ops_cpu.c): fully-masked attention
+// rows give zeros, probs are saved before dropout, backward ops accumulate and skip NULL
+// gradients, dropout_mask draws the same bits. The members are the cuda_* functions below where
+// one exists (mem_alloc = cuda_malloc, copy_h2d = cuda_memcpy_h2d_sync, ema = cuda_ema_update,
+// ...; adamw_step = cuda_adamw_step without the bf16 copy).
 //
 // Precision: tensors stay fp32 in memory. In bf16 mode every matrix product (linear layers and
 // attention) runs on the bf16 tensor cores with fp32 accumulation (cuBLAS compute type
@@ -65,7 +69,9 @@ void cuda_device_info(char *name, size_t name_len, double *peak_bf16, double *pe
 // ordered on the backend stream; *_sync variants (and cuda_synchronize) wait for it. Errors exit
 // with file:line (cudaCheck).
 
-void *cuda_malloc(size_t bytes);   // cudaMalloc (256-byte aligned); 0 bytes gives NULL
+// cudaMalloc (256-byte aligned); 0 bytes gives NULL; failure (out of memory) exits with the size
+// asked for and the free memory.
+void *cuda_malloc(size_t bytes);
 void cuda_free(void *p);           // NULL is fine
 void *cuda_malloc_host(size_t bytes);  // pinned host memory (fast, truly asynchronous copies)
 void cuda_free_host(void *p);
@@ -76,6 +82,10 @@ void cuda_memcpy_h2d(void *dst, const void *src, size_t bytes);       // async (
 void cuda_memcpy_d2h(void *dst, const void *src, size_t bytes);       // waits (the result is needed)
 void cuda_memcpy_d2d(void *dst, const void *src, size_t bytes);       // async
 void cuda_memcpy_h2d_sync(void *dst, const void *src, size_t bytes);  // waits (src reusable at once)
+// rows x width bytes from device src (row pitch spitch bytes) to host dst (row pitch dpitch), as
+// cudaMemcpy2D; waits. width must not exceed either pitch (when rows > 1).
+void cuda_memcpy_d2h_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                        size_t rows);
 void cuda_synchronize(void);  // waits for the stream and reports device-side errors
 
 // ---------------------------------------------------------------------------------------------
@@ -102,11 +112,11 @@ int cuda_all_finite(const float *x, size_t n);
 // y (n) *= s, async (e.g. the gradient average when summing collectives are used).
 void cuda_scale(float *y, float s, size_t n);
 // Dropout keep-mask drawn on the device (n bytes, 1 = keep with probability 1 - p), async:
-// keep[i] = u(seed, i) >= p with u uniform in [0, 1) from a counter-based hash (splitmix64 of
-// seed and i; 24-bit resolution), so the mask depends only on (seed, i): reproducible and
-// independent of launch shape. Drawing masks on the host and copying them costs far more at
-// base size (attention masks are B*H*T*T bytes per layer). Not the CPU graph's stream of
-// numbers: CPU/GPU parity runs use dropout 0.
+// keep[i] = hash_uniform(seed, i) >= p (src/hash_uniform.h: splitmix64 of seed and i, 24-bit
+// resolution), so the mask depends only on (seed, i): reproducible, independent of launch
+// shape, and bit-identical to ops_cpu.dropout_mask -- CPU/GPU parity runs may use dropout.
+// Drawing masks on the host and copying them costs far more at base size (attention masks are
+// B*H*T*T bytes per layer).
 void cuda_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed);
 
 #ifdef __cplusplus

@@ -1,11 +1,12 @@
 // optim_cuda.cu: the optimizer and model-state kernels of the CUDA backend (declared in
 // ops_cuda.h): AdamW over one flat fp32 master buffer (optionally writing a bf16 copy), the
-// momentum EMA over one flat buffer, the ITC queue enqueue, and small helpers (clamp, finite
-// check, scale). All run on the backend's stream (ops_cuda.cu), asynchronously unless noted.
+// momentum EMA over one flat buffer, the ITC queue enqueue, small helpers (clamp, finite check,
+// scale) and dropout keep-masks. All run on the backend's stream (ops_cuda.cu), asynchronously
+// unless noted.
 //
-// The arithmetic follows the CPU code statement by statement (src/optim.c adamw_step,
-// src/model.c model_momentum_update) so the two agree to rounding; nvcc may contract a*b+c into
-// one FMA, so they agree to a few ulps, not bit for bit.
+// The arithmetic follows the CPU code statement by statement (adamw_step and ema in
+// src/ops_cpu.c) so the two agree to rounding; nvcc may contract a*b+c into one FMA, so they
+// agree to a few ulps, not bit for bit. The dropout masks do agree bit for bit (integer hash).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -14,11 +15,21 @@
 #include <stdlib.h>
 
 #include "cuda_common.h"
+#include "hash_uniform.h"
 #include "ops_cuda.h"
 
 #define THREADS 256
 
-static cudaStream_t stream(void) { return (cudaStream_t)cuda_backend_stream(); }
+// The backend's stream. NULL only before cuda_backend_init() (a created stream is never NULL):
+// stop there rather than run on the legacy default stream of whatever device is current.
+static cudaStream_t stream(void) {
+    cudaStream_t s = (cudaStream_t)cuda_backend_stream();
+    if (!s) {
+        fprintf(stderr, "vlmae: optim_cuda: called before cuda_backend_init()\n");
+        exit(1);
+    }
+    return s;
+}
 
 #define FOR_EACH(i, n)                                                          \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
@@ -118,20 +129,11 @@ extern "C" void cuda_scale(float *y, float s, size_t n) {
     cudaLaunchCheck();
 }
 
-// splitmix64 of (seed, i): a counter-based generator, one independent draw per index.
-__device__ __forceinline__ uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
+// keep (n) = hash_uniform(seed, i) >= p: the very function ops_cpu uses (src/hash_uniform.h),
+// one independent draw per index, so the masks agree bit for bit whatever the launch shape (the
+// draw is 24 bits, exact in fp32, and the comparison is exact on both sides).
 static __global__ void dropout_mask_k(uint8_t *keep, size_t n, float p, uint64_t seed) {
-    const uint64_t s = mix64(seed + 0x9E3779B97F4A7C15ull);
-    FOR_EACH(i, n) {
-        uint64_t z = mix64(s + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull);
-        float u = (float)(z >> 40) * (1.0f / 16777216.0f);  // 24 bits: exact in fp32, in [0, 1)
-        keep[i] = u >= p;
-    }
+    FOR_EACH(i, n) keep[i] = hash_uniform(seed, (uint64_t)i) >= p;
 }
 
 extern "C" void cuda_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed) {

@@ -11,9 +11,15 @@
 // cores): the GEMM-based ops (linear, attention) under 2e-2 in norm (||got - want|| / ||want||)
 // and 1e-1 per element; the others still 1e-4.
 //
+// Exact checks (bit for bit, byte for byte): relu_fwd values and keep-masks, dropout_mask
+// (both backends draw keep[i] = hash_uniform(seed, i) >= p), the copies, mem_zero, all_finite
+// and clamp_scalar. AdamW and EMA through the op table: 1e-6 (the GPU may fuse a*b+c into one
+// FMA, a few ulps).
+//
 // Passes: fp32 (deterministic mode), the same again to prove the results are bit-identical run
 // to run (every value read back from the device is hashed), then bf16. Then AdamW / EMA / queue
-// against the CPU optimizer, and (with NCCL) a one-rank communicator. One line per op and mode:
+// against the CPU optimizer, the memory and training-state members of the op table, and (with
+// NCCL) a one-rank communicator. One line per op and mode:
 //   ok fp32 linear err 1.2e-07 (norm 3.4e-08)
 // Exit status: 0 all passed, 1 something failed, 77 no device.
 #include <math.h>
@@ -26,7 +32,6 @@
 #include "nccl_dist.h"
 #include "ops.h"
 #include "ops_cuda.h"
-#include "optim.h"
 
 static const Ops *CPU = &ops_cpu, *GPU = &ops_cuda;
 
@@ -137,6 +142,14 @@ static float *down(const float *d, size_t n) {
     return h;
 }
 
+// device -> new host byte array (hashed)
+static void *down_bytes(const void *d, size_t n) {
+    void *h = halloc(n);
+    cuda_memcpy_d2h(h, d, n);
+    hash_bytes(h, n);
+    return h;
+}
+
 static float got_scalar(float v) {
     hash_bytes(&v, sizeof(v));
     return v;
@@ -157,9 +170,9 @@ static Stat st_begin(const char *name, int gemm) {
     return (Stat){name, gemm, 0.0, 0.0, 0};
 }
 
-static void cmp(Stat *st, const char *what, const float *got, const float *want, size_t n) {
-    int loose = st->gemm && bf16;
-    double tol = loose ? 1e-1 : 1e-4, ntol = loose ? 2e-2 : 1e-4;
+// Per-element tolerance tol, norm tolerance ntol.
+static void cmp_tol(Stat *st, const char *what, const float *got, const float *want, size_t n,
+                    double tol, double ntol) {
     double ss = 0.0, sd = 0.0;
     for (size_t i = 0; i < n; i++)
         if (isfinite(want[i])) ss += (double)want[i] * want[i];
@@ -185,6 +198,35 @@ static void cmp(Stat *st, const char *what, const float *got, const float *want,
         fprintf(stderr, "FAIL %s %s %s: norm error %.3g > %.0e\n", mode, st->name, what, ne, ntol);
     }
     st->nerr = fmax(st->nerr, ne);
+}
+
+static void cmp(Stat *st, const char *what, const float *got, const float *want, size_t n) {
+    int loose = st->gemm && bf16;
+    cmp_tol(st, what, got, want, n, loose ? 1e-1 : 1e-4, loose ? 2e-2 : 1e-4);
+}
+
+// Bit-for-bit: n elements of elem bytes each (1 for masks, 4 for floats).
+static void cmp_exact(Stat *st, const char *what, const void *got, const void *want, size_t n,
+                      size_t elem) {
+    const unsigned char *g = got, *w = want;
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n * elem; i++)
+        if (g[i] != w[i] && !bad++) first = i;
+    if (bad) {
+        st->bad = 1;
+        st->err = INFINITY;
+        size_t e = first / elem;
+        if (elem == sizeof(float)) {
+            float gf, wf;
+            memcpy(&gf, g + e * elem, sizeof gf);
+            memcpy(&wf, w + e * elem, sizeof wf);
+            fprintf(stderr, "FAIL %s %s %s: %zu bytes differ, first in element %zu of %zu: got %.9g "
+                    "want %.9g\n", mode, st->name, what, bad, e, n, (double)gf, (double)wf);
+        } else {
+            fprintf(stderr, "FAIL %s %s %s: %zu bytes differ, first in element %zu of %zu: got 0x%02x "
+                    "want 0x%02x\n", mode, st->name, what, bad, e, n, g[first], w[first]);
+        }
+    }
 }
 
 static void cmp_scalar(Stat *st, const char *what, float got, float want) {
@@ -377,6 +419,62 @@ static void test_dropout(void) {
     CPU->dropout_bwd(gx.cpu, dy, keep, p, n);
     GPU->dropout_bwd(gx.dev, dy_, keep_, p, n);
     cmp_grad(&st, "dx", &gx);
+    st_end(&st);
+}
+
+// relu_fwd: values and keep bytes exact, special values included (NaN and -0 are not kept).
+static void test_relu(void) {
+    Stat st = st_begin("relu", 0);
+    size_t n = 10007;
+    float *x = frandn(n, -1, 1);
+    const float special[] = {0.0f, -0.0f, NAN, -NAN, INFINITY, -INFINITY, 1e-40f, -1e-40f, 1e-45f,
+                             3.4e38f, -3.4e38f};
+    memcpy(x, special, sizeof special);
+    float *y = falloc(n);
+    uint8_t *keep = halloc(n);
+    CPU->relu_fwd(y, keep, x, n);
+    float *x_ = upf(x, n), *y_ = dalloc_bytes(n * sizeof(float));
+    uint8_t *keep_ = dalloc_bytes(n);
+    GPU->relu_fwd(y_, keep_, x_, n);
+    cmp_exact(&st, "y", down(y_, n), y, n, sizeof(float));
+    cmp_exact(&st, "keep", down_bytes(keep_, n), keep, n, 1);
+    // in place (y == x), as a graph may reuse the input buffer
+    cuda_memset(keep_, 0xFF, n);
+    GPU->relu_fwd(x_, keep_, x_, n);
+    cmp_exact(&st, "y_inplace", down(x_, n), y, n, sizeof(float));
+    cmp_exact(&st, "keep_inplace", down_bytes(keep_, n), keep, n, 1);
+    GPU->relu_fwd(y_, keep_, x_, 0);  // n == 0: nothing launched, nothing written
+    st_end(&st);
+}
+
+// dropout_mask: the device mask is the CPU mask, byte for byte, for sizes that do and do not
+// fill whole blocks, at an odd device address, and at the rates 0 and 1.
+static void test_dropout_mask(void) {
+    Stat st = st_begin("dropout_mask", 0);
+    static const struct {
+        size_t n;
+        float p;
+        uint64_t seed;
+    } cases[] = {
+        {1, 0.5f, 42},          {255, 0.1f, 0},          {257, 0.3f, 1},
+        {4099, 0.5f, ~0ull},    {(1u << 20) + 3, 0.1f, 0x9E3779B97F4A7C15ull},
+        {65537, 0.0f, 7},       {65537, 1.0f, 7},        {100003, 0.999f, 123456789},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = cases[c].n;
+        uint8_t *want = halloc(n), *buf_ = dalloc_bytes(n + 1);
+        CPU->dropout_mask(want, n, cases[c].p, cases[c].seed);
+        uint8_t *keep_ = buf_ + (c & 1);  // odd cases start at an odd address
+        GPU->dropout_mask(keep_, n, cases[c].p, cases[c].seed);
+        char what[64];
+        snprintf(what, sizeof what, "mask_n%zu_p%g", n, (double)cases[c].p);
+        cmp_exact(&st, what, down_bytes(keep_, n), want, n, 1);
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) kept += want[i];
+        if (cases[c].p == 0.0f) check_true(&st, kept == n, "p = 0 dropped a value");
+        if (cases[c].p == 1.0f) check_true(&st, kept == 0, "p = 1 kept a value");
+    }
+    GPU->dropout_mask(NULL, 0, 0.5f, 1);  // n == 0: nothing launched
     st_end(&st);
 }
 
@@ -653,6 +751,8 @@ static void run_op_tests(void) {
     test_gelu();
     test_add_family();
     test_dropout();
+    test_relu();
+    test_dropout_mask();
     test_attention();
     test_xent();
     test_l2norm();
@@ -675,25 +775,19 @@ static void test_optim(void) {
     cuda_memset(m_, 0, n * sizeof(float));
     cuda_memset(v_, 0, n * sizeof(float));
     uint16_t *pb_ = dalloc_bytes(n * sizeof(uint16_t));
-    ParamSet ps;
-    memset(&ps, 0, sizeof(ps));
-    ps.data = p, ps.total = n;
-    AdamW o;
-    memset(&o, 0, sizeof(o));
-    o.beta1 = 0.9f, o.beta2 = 0.999f, o.eps = 1e-8f, o.weight_decay = 0.02f;
-    o.m = falloc(n), o.v = falloc(n), o.decay = decay, o.n = n;
+    // the CPU optimizer (src/optim.c) runs ops_cpu.adamw_step on its buffers
+    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.02f;
+    float *m = falloc(n), *v = falloc(n);
     for (int step = 1; step <= 3; step++) {
         float *g = frandn(n, -1, 1), *g_ = upf(g, n);
         float lr = 1e-3f * step;
-        ps.grad = g;
-        adamw_step(&o, &ps, lr);
-        cuda_adamw_step(p_, g_, m_, v_, decay_, n, lr, o.beta1, o.beta2, o.eps, o.weight_decay, step,
-                        step == 3 ? pb_ : NULL);
+        CPU->adamw_step(p, g, m, v, decay, n, lr, b1, b2, eps, wd, step);
+        cuda_adamw_step(p_, g_, m_, v_, decay_, n, lr, b1, b2, eps, wd, step, step == 3 ? pb_ : NULL);
     }
     float *pg = down(p_, n);
     cmp(&st, "adamw_p", pg, p, n);
-    cmp(&st, "adamw_m", down(m_, n), o.m, n);
-    cmp(&st, "adamw_v", down(v_, n), o.v, n);
+    cmp(&st, "adamw_m", down(m_, n), m, n);
+    cmp(&st, "adamw_v", down(v_, n), v, n);
     uint16_t *pb = halloc(n * sizeof(uint16_t));
     cuda_memcpy_d2h(pb, pb_, n * sizeof(uint16_t));
     int bf_ok = 1;
@@ -752,6 +846,189 @@ static void test_optim(void) {
     check_true(&st, fabs(rate - 0.7) < 0.003 && !bad_byte, "dropout mask keep rate is not 0.7");
     check_true(&st, memcmp(k1, k2, nk) == 0, "dropout mask differs for the same seed");
     check_true(&st, same13 < nk * 0.62, "dropout masks of two seeds are not independent");
+    st_end(&st);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The memory members of the op table: the same sequence of allocations, copies and zeroing on
+// both backends must leave the same bytes (the CPU's are plain memcpy/memset).
+
+static void fill_bytes(uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(urand() * 256.0);
+}
+
+// Device memory from the table, released with the test's device allocations (cuda_free is
+// mem_free).
+static void *gpu_alloc(Stat *st, size_t bytes) {
+    void *p = GPU->mem_alloc(bytes);
+    check_true(st, (uintptr_t)p % 64 == 0, "mem_alloc is not 64-byte aligned");
+    track(&d_tracked, &n_d, &cap_d, p);
+    return p;
+}
+
+// copy_d2h_2d of rows x width bytes from src + src_off (pitch spitch) into a host buffer of
+// pitch dpitch pre-filled with a sentinel, on both backends; the rows and the gaps between them
+// must match byte for byte (the gaps keep the sentinel).
+static void check_2d(Stat *st, const char *what, const uint8_t *src_cpu, const uint8_t *src_dev,
+                     size_t dpitch, size_t spitch, size_t width, size_t rows) {
+    size_t span = rows ? (rows - 1) * dpitch + width : 0;
+    uint8_t *want = halloc(span + 1), *got = halloc(span + 1);
+    memset(want, 0xA5, span + 1), memset(got, 0xA5, span + 1);
+    CPU->copy_d2h_2d(want, dpitch, src_cpu, spitch, width, rows);
+    GPU->copy_d2h_2d(got, dpitch, src_dev, spitch, width, rows);
+    cmp_exact(st, what, got, want, span + 1, 1);
+}
+
+static void test_memory(void) {
+    Stat st = st_begin("memory_copies", 0);
+    check_true(&st, GPU->host_memory == 0 && CPU->host_memory == 1, "host_memory flags");
+    // 0 bytes: harmless everywhere (NULL from mem_alloc is a valid 0-byte region)
+    uint8_t scratch[16] = {0};
+    void *z = GPU->mem_alloc(0);
+    GPU->mem_zero(z, 0);
+    GPU->copy_h2d(z, scratch, 0);
+    GPU->copy_d2h(scratch, z, 0);
+    GPU->copy_d2d(z, z, 0);
+    GPU->copy_d2h_2d(scratch, 8, z, 8, 0, 3);
+    GPU->copy_d2h_2d(scratch, 8, z, 8, 4, 0);
+    GPU->mem_free(z);
+    GPU->mem_free(NULL);
+    GPU->synchronize();
+
+    // h2d from a buffer that is overwritten as soon as the copy returns, d2d, mem_zero at an odd
+    // offset and length, d2h; the same on the CPU backend
+    size_t nb = 1000003;
+    uint8_t *a = halloc(nb), *tmp = halloc(nb);
+    fill_bytes(a, nb);
+    uint8_t *c1 = CPU->mem_alloc(nb), *c2 = CPU->mem_alloc(nb);
+    track(&h_tracked, &n_h, &cap_h, c1), track(&h_tracked, &n_h, &cap_h, c2);
+    uint8_t *d1 = gpu_alloc(&st, nb), *d2 = gpu_alloc(&st, nb);
+    CPU->copy_h2d(c1, a, nb);
+    memcpy(tmp, a, nb);
+    GPU->copy_h2d(d1, tmp, nb);
+    memset(tmp, 0, nb);  // "src may be reused on return"
+    uint8_t *back = halloc(nb);
+    GPU->copy_d2h(back, d1, nb);
+    cmp_exact(&st, "h2d_d2h", back, a, nb, 1);
+    CPU->copy_d2d(c2, c1, nb);
+    GPU->copy_d2d(d2, d1, nb);
+    CPU->mem_zero(c2 + 13, 777);
+    GPU->mem_zero(d2 + 13, 777);
+    GPU->copy_d2h(back, d2, nb);
+    cmp_exact(&st, "d2d_zero", back, c2, nb, 1);
+    size_t nz = 0;
+    for (size_t i = 13; i < 13 + 777; i++) nz += back[i] != 0;
+    check_true(&st, nz == 0, "mem_zero left non-zero bytes");
+    GPU->mem_zero(d1, nb);  // whole buffer, then read back
+    GPU->copy_d2h(back, d1, nb);
+    nz = 0;
+    for (size_t i = 0; i < nb; i++) nz += back[i] != 0;
+    check_true(&st, nz == 0, "mem_zero of a whole buffer");
+
+    // copy_d2h_2d: strided rows (odd width, pitches and start), rows back to back, one row
+    check_2d(&st, "2d_strided", c2 + 3, d2 + 3, 700, 1000, 613, 37);
+    check_2d(&st, "2d_contiguous", c2, d2, 512, 512, 512, 100);
+    check_2d(&st, "2d_one_row", c2 + 1, d2 + 1, 4096, 4096, 4095, 1);
+    check_2d(&st, "2d_width_eq_spitch", c2, d2, 333, 300, 300, 50);
+    check_2d(&st, "2d_dpitch_eq_width", c2, d2, 64, 1000, 64, 900);
+
+    // a source pitch beyond cudaMemcpy2D's limit (cudaDevAttrMaxPitch, 2^31 - 1 on current
+    // GPUs): the row-by-row fallback
+    size_t big = ((size_t)1 << 31) + 512, w = 100;
+    uint8_t *dbig = gpu_alloc(&st, big + w), *rows2 = halloc(2 * w);
+    fill_bytes(rows2, 2 * w);
+    GPU->copy_h2d(dbig, rows2, w);
+    GPU->copy_h2d(dbig + big, rows2 + w, w);
+    uint8_t *got2 = halloc(2 * 128);
+    memset(got2, 0xA5, 2 * 128);
+    GPU->copy_d2h_2d(got2, 128, dbig, big, w, 2);
+    cmp_exact(&st, "2d_huge_pitch_row0", got2, rows2, w, 1);
+    cmp_exact(&st, "2d_huge_pitch_row1", got2 + 128, rows2 + w, w, 1);
+    check_true(&st, got2[w] == 0xA5 && got2[127] == 0xA5, "2d_huge_pitch wrote between rows");
+    GPU->synchronize();
+    st_end(&st);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The training-state members of the op table against ops_cpu's.
+
+static void test_train_state(void) {
+    Stat st = st_begin("adamw_ema_finite_clamp_ops", 0);
+    const double tol = 1e-6;
+    size_t n = 100003;
+    float *p = frandn(n, -1, 1), *decay = falloc(n), *m = falloc(n), *v = falloc(n);
+    for (size_t i = 0; i < n; i++) decay[i] = i % 5 ? 1.0f : 0.0f;
+    float *p_ = upf(p, n), *decay_ = upf(decay, n), *m_ = upf(m, n), *v_ = upf(v, n);
+    const int64_t steps[] = {1, 2, 3, 1000};  // 1000: bias corrections near 1
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        float *g = frandn(n, -2, 2), *g_ = upf(g, n);
+        float lr = 1e-3f / (float)(k + 1);
+        CPU->adamw_step(p, g, m, v, decay, n, lr, 0.9f, 0.98f, 1e-6f, 0.05f, steps[k]);
+        GPU->adamw_step(p_, g_, m_, v_, decay_, n, lr, 0.9f, 0.98f, 1e-6f, 0.05f, steps[k]);
+    }
+    GPU->adamw_step(p_, p_, m_, v_, decay_, 0, 1.0f, 0.9f, 0.98f, 1e-6f, 0.05f, 5);  // n == 0
+    cmp_tol(&st, "adamw_p", down(p_, n), p, n, tol, tol);
+    cmp_tol(&st, "adamw_m", down(m_, n), m, n, tol, tol);
+    cmp_tol(&st, "adamw_v", down(v_, n), v, n, tol, tol);
+
+    float *pm = frandn(n, -1, 1), *pm_ = upf(pm, n), *pc_ = upf(p, n);  // the same p on both
+    for (int k = 0; k < 3; k++) {
+        CPU->ema(pm, p, n, 0.995f);
+        GPU->ema(pm_, pc_, n, 0.995f);
+    }
+    GPU->ema(pm_, pc_, 0, 0.5f);  // n == 0
+    cmp_tol(&st, "ema", down(pm_, n), pm, n, tol, tol);
+
+    // all_finite: finite, one non-finite value at the first, a middle and the last index (n is
+    // not a multiple of the block), n == 0 and n == 1
+    float *x = frandn(n, -1e30f, 1e30f), *x_ = upf(x, n);
+    check_true(&st, GPU->all_finite(x_, n) == 1 && CPU->all_finite(x, n) == 1, "all_finite, finite");
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    const size_t at[] = {0, n / 2 + 1, n - 1};
+    for (int b = 0; b < 3; b++)
+        for (int a = 0; a < 3; a++) {
+            float keep = x[at[a]];
+            x[at[a]] = bad[b];
+            cuda_memcpy_h2d_sync(x_ + at[a], &x[at[a]], sizeof(float));
+            int g = GPU->all_finite(x_, n), c = CPU->all_finite(x, n);
+            char what[96];
+            snprintf(what, sizeof what, "all_finite missed %g at %zu (gpu %d, cpu %d)", (double)bad[b],
+                     at[a], g, c);
+            check_true(&st, g == 0 && c == 0, what);
+            x[at[a]] = keep;
+            cuda_memcpy_h2d_sync(x_ + at[a], &keep, sizeof(float));
+        }
+    check_true(&st, GPU->all_finite(x_, n) == 1, "all_finite after restoring");
+    check_true(&st, GPU->all_finite(x_, 0) == 1 && CPU->all_finite(x, 0) == 1, "all_finite, n = 0");
+    x[0] = NAN;
+    cuda_memcpy_h2d_sync(x_, x, sizeof(float));
+    check_true(&st, GPU->all_finite(x_, 1) == 0 && CPU->all_finite(x, 1) == 0, "all_finite, n = 1");
+    check_true(&st, GPU->all_finite(x_ + 1, 1) == 1, "all_finite, n = 1 finite");
+
+    // clamp_scalar: below, at, inside, above the bounds, infinities, NaN (kept by both)
+    const float vals[] = {-1.0f, 0.0005f, 0.001f, 0.07f, 0.5f, 3.0f, -INFINITY, INFINITY, NAN};
+    const size_t nv = sizeof vals / sizeof vals[0];
+    float *cv = falloc(nv), *cv_ = upf(vals, nv);
+    memcpy(cv, vals, sizeof vals);
+    for (size_t i = 0; i < nv; i++) {
+        CPU->clamp_scalar(cv + i, 0.001f, 0.5f);
+        GPU->clamp_scalar(cv_ + i, 0.001f, 0.5f);
+    }
+    cmp_exact(&st, "clamp", down(cv_, nv), cv, nv, sizeof(float));
+    st_end(&st);
+}
+
+// dropout_mask past the grid-stride cap of grid_for (65535*16 blocks of 256 threads): the
+// threads loop a second time, and the mask must still be the CPU's.
+static void test_dropout_mask_huge(void) {
+    Stat st = st_begin("dropout_mask_grid_stride", 0);
+    size_t n = (size_t)65535 * 16 * 256 + 4099;
+    uint8_t *want = halloc(n), *keep_ = dalloc_bytes(n);
+    CPU->dropout_mask(want, n, 0.25f, 2024);
+    GPU->dropout_mask(keep_, n, 0.25f, 2024);
+    uint8_t *got = halloc(n);
+    GPU->copy_d2h(got, keep_, n);
+    cmp_exact(&st, "mask", got, want, n, 1);
     st_end(&st);
 }
 
@@ -816,6 +1093,9 @@ int main(void) {
     rng_reset();
     test_id = 0;
     test_optim();
+    test_memory();
+    test_train_state();
+    test_dropout_mask_huge();
     test_nccl();
 
     cuda_backend_shutdown();
