@@ -516,8 +516,8 @@ def main(argv=None):
     if bv.get("vlmae") and base_ok:
         w("## Multi-node model: base model on GPUs (bench/README.md)")
         w("")
-        w("Per-GPU compute from the counted training FLOPs at an assumed MFU (no GPU measurement here: the "
-          "CUDA path is not wired into the step yet): %.0f TFLOP/s peak x %.0f%% MFU, batch %d per GPU. "
+        w("Per-GPU compute from the counted training FLOPs at an assumed MFU (no GPU measurement here: no GPU "
+          "was lent when this report was made): %.0f TFLOP/s peak x %.0f%% MFU, batch %d per GPU. "
           "All-reduce of the fp32 gradients, ring 2(W-1)/W x bytes over NVLink %.0f GB/s inside a node of %d, "
           "over InfiniBand when it spans nodes (flat ring: every byte crosses the per-GPU NIC; hierarchical: "
           "NVLink reduce-scatter, then 1/%d of the bytes per GPU across nodes). Overlap: %.0f%% of backward "

@@ -1103,6 +1103,12 @@ extern "C" void cuda_device_info(char *name, size_t name_len, double *peak_bf16,
     if (peak_fp32) *peak_fp32 = sms * hz * fp32_clk;
 }
 
+extern "C" size_t cuda_memory_used(void) {
+    size_t free_b = 0, total_b = 0;
+    cudaCheck(cudaMemGetInfo(&free_b, &total_b));
+    return total_b - free_b;
+}
+
 extern "C" void *cuda_malloc(size_t bytes) {
     READY();  // before init cudaMalloc would silently pick device 0, whatever the rank's device
     // 0 bytes: NULL, which every member accepts for a 0-byte region (copies, zero and free

@@ -71,6 +71,9 @@ void cuda_device_info(char *name, size_t name_len, double *peak_bf16, double *pe
 
 // cudaMalloc (256-byte aligned); 0 bytes gives NULL; failure (out of memory) exits with the size
 // asked for and the free memory.
+// Device memory in use now (cudaMemGetInfo: total - free; includes the CUDA context and other
+// processes on the device), for the benchmark's memory column.
+size_t cuda_memory_used(void);
 void *cuda_malloc(size_t bytes);
 void cuda_free(void *p);           // NULL is fine
 void *cuda_malloc_host(size_t bytes);  // pinned host memory (fast, truly asynchronous copies)

@@ -14,7 +14,7 @@ const Ops *backend_open(RuntimeDevice device, Precision precision, int local_ran
                         size_t err_len) {
     if (device == DEVICE_CPU) {
         if (precision != PRECISION_FP32) {
-            snprintf(err, err_len, "runtime.precision: bf16 needs runtime.device: cuda (the CPU backend is fp32)");
+            snprintf(err, err_len, "precision bf16 needs the cuda device (the CPU backend is fp32)");
             return NULL;
         }
         return &ops_cpu;
@@ -22,7 +22,7 @@ const Ops *backend_open(RuntimeDevice device, Precision precision, int local_ran
 #if VLMAE_HAVE_CUDA
     int n = cuda_device_count();
     if (n < 1) {
-        snprintf(err, err_len, "runtime.device: cuda, but no CUDA device is visible (driver or CUDA_VISIBLE_DEVICES)");
+        snprintf(err, err_len, "device cuda: no CUDA device is visible (driver or CUDA_VISIBLE_DEVICES)");
         return NULL;
     }
     int dev = local_rank % n;
@@ -33,8 +33,8 @@ const Ops *backend_open(RuntimeDevice device, Precision precision, int local_ran
     return &ops_cuda;
 #else
     (void)precision, (void)local_rank;
-    snprintf(err, err_len, "runtime.device: cuda, but this vlmae was built without CUDA (configure found no "
-             "nvcc; see ./configure --help, --with-cuda)");
+    snprintf(err, err_len, "device cuda: this vlmae was built without CUDA (configure found no nvcc; see "
+             "./configure --help, --with-cuda)");
     return NULL;
 #endif
 }
@@ -45,6 +45,14 @@ void backend_close(const Ops *ops) {
 #else
     (void)ops;
 #endif
+}
+
+double backend_memory_mib(const Ops *ops) {
+#if VLMAE_HAVE_CUDA
+    if (ops == &ops_cuda) return (double)cuda_memory_used() / 1048576.0;
+#endif
+    (void)ops;
+    return -1.0;
 }
 
 void backend_describe(const Ops *ops, char *line, size_t len, double *peak_flops) {

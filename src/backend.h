@@ -17,4 +17,7 @@ void backend_close(const Ops *ops);
 // estimated dense peak for this precision (FLOP/s), 0 for the CPU (the caller estimates it).
 void backend_describe(const Ops *ops, char *line, size_t len, double *peak_flops);
 
+// Device memory in use (MiB) for a device backend; -1 for host memory (use the RSS).
+double backend_memory_mib(const Ops *ops);
+
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "build_config.h"
+#include "backend.h"
 #include "common.h"
 #include "dist.h"
 #include "flops.h"
@@ -185,6 +186,7 @@ typedef struct {
     double setup_s, ms_median, ms_mean, ms_min, ms_max, samples_s, cpu_s_step;
     double gmacs_thop, gmacs_full, gmacs_online, gmacs_momentum, train_gflop_sample, mfu;
     double rss_mib, arena_mib, state_mib, allreduce_ms;
+    double device_mib;  // device memory in use after the run (device backends), else -1
     double steps_per_epoch, epoch_h, rank_h;
     size_t params, momentum;
     int rss_reset;
@@ -196,6 +198,7 @@ typedef struct {
     int B, T, steps, warmup, queue, proj_world;
     double texts, peak;  // peak FLOP/s of one rank
     const Dist *d;
+    const Ops *ops;      // the backend (--device)
 } Setup;
 
 static void run_objective(const Setup *su, Objective obj, Result *res) {
@@ -224,15 +227,18 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
                         .seed = 1, .nonfinite = NONFINITE_SKIP};
     o.lr = (LrSchedule){.lr = 1e-4f, .warmup_lr = 1e-5f, .min_lr = 1e-5f, .warmup_steps = 100, .total_steps = 1000};
     Trainer t;
+    model_use_backend(&m, su->ops);
     trainer_init(&t, &m, su->d, &o, &bt);
     res->setup_s = now_seconds() - t0;
 
     for (int s = 0; s < su->warmup; s++) trainer_step(&t, &bt, &res->l);
+    su->ops->synchronize();
     double *dt = mallocCheck(sizeof(double) * su->steps), *dc = mallocCheck(sizeof(double) * su->steps);
     dist_barrier(su->d);
     for (int s = 0; s < su->steps; s++) {
         double a = now_seconds(), ac = cpu_s();
         trainer_step(&t, &bt, &res->l);
+        su->ops->synchronize();  // a device step ends when its queued work does
         dt[s] = now_seconds() - a, dc[s] = cpu_s() - ac;
     }
     double sum = 0.0;
@@ -264,6 +270,7 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
     res->train_gflop_sample = train_flops_per_sample(&c, su->T) / 1e9;
     res->mfu = train_flops_per_sample(&c, su->T) * su->B / step_s / su->peak;
     res->rss_mib = peak_rss_mib();
+    res->device_mib = backend_memory_mib(su->ops);
     res->arena_mib = t.step.arena.cap / 1048576.0;
     res->params = m.params.total, res->momentum = m.momentum.total;
     // parameters, gradients, AdamW moments, momentum copy, queues (float32)
@@ -281,17 +288,17 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
 // Output
 
 typedef struct {
-    char cpu[256], host[128], date[64];
+    char cpu[256], host[128], date[64], backend[256];
     int logical_cpus, threads, ranks;
     double peak_gflops, load_start, load_end;
 } Machine;
 
 static void write_json(FILE *f, const Machine *mc, const Setup *su, const Result *r, int n) {
     fprintf(f, "{\n  \"tool\": \"vlmae bench\", \"version\": \"%s\",\n", PACKAGE_STRING);
-    fprintf(f, "  \"machine\": {\"device\": \"cpu\", \"cpu\": \"%s\", \"host\": \"%s\", \"date\": \"%s\", "
+    fprintf(f, "  \"machine\": {\"device\": \"%s\", \"cpu\": \"%s\", \"host\": \"%s\", \"date\": \"%s\", "
                "\"logical_cpus\": %d, \"threads_per_rank\": %d, \"ranks\": %d, \"peak_gflops_per_rank\": %.1f, "
                "\"loadavg_start\": %.2f, \"loadavg_end\": %.2f},\n",
-            mc->cpu, mc->host, mc->date, mc->logical_cpus, mc->threads, mc->ranks, mc->peak_gflops, mc->load_start,
+            mc->backend, mc->cpu, mc->host, mc->date, mc->logical_cpus, mc->threads, mc->ranks, mc->peak_gflops, mc->load_start,
             mc->load_end);
     fprintf(f, "  \"setup\": {\"model\": \"%s\", \"batch_per_rank\": %d, \"text_len\": %d, \"steps\": %d, "
                "\"warmup\": %d, \"projection_world\": %d, \"projection_texts\": %.0f},\n",
@@ -309,9 +316,9 @@ static void write_json(FILE *f, const Machine *mc, const Setup *su, const Result
                 x->gmacs_thop, x->gmacs_full, x->gmacs_online, x->gmacs_momentum, x->train_gflop_sample, x->mfu);
         fprintf(f, "     \"peak_rss_mib\": %.1f, \"peak_rss_per_objective\": %s, \"arena_mib\": %.1f, "
                    "\"state_mib\": %.1f, \"params\": %zu, \"momentum_params\": %zu, \"grad_bytes\": %zu, "
-                   "\"allreduce_ms\": %.3f,\n",
+                   "\"allreduce_ms\": %.3f, \"device_mib\": %.1f,\n",
                 x->rss_mib, x->rss_reset ? "true" : "false", x->arena_mib, x->state_mib, x->params, x->momentum,
-                x->params * sizeof(float), x->allreduce_ms);
+                x->params * sizeof(float), x->allreduce_ms, x->device_mib);
         fprintf(f, "     \"steps_per_epoch\": %.0f, \"epoch_hours\": %.4f, \"rank_hours_per_epoch\": %.3f,\n",
                 x->steps_per_epoch, x->epoch_h, x->rank_h);
         fprintf(f, "     \"loss\": {\"itc\": %.5f, \"itm\": %.5f, \"mlm\": %.5f, \"rmim\": %.5f, \"ifr\": %.5f, "
@@ -323,9 +330,9 @@ static void write_json(FILE *f, const Machine *mc, const Setup *su, const Result
 
 static void write_md(FILE *f, const Machine *mc, const Setup *su, const Result *r, int n) {
     fprintf(f, "# vlmae bench: model %s, batch %d per rank, %d text tokens\n\n", su->model, su->B, su->T);
-    fprintf(f, "Machine: %s (%s), %d logical CPUs, %d rank(s) x %d OpenMP threads, fp32; peak %.1f GFLOP/s "
-               "per rank (estimate); load average %.2f at start, %.2f at end; %s; %s.\n\n",
-            mc->cpu, mc->host, mc->logical_cpus, mc->ranks, mc->threads, mc->peak_gflops, mc->load_start,
+    fprintf(f, "Machine: %s (%s), backend %s, %d logical CPUs, %d rank(s) x %d OpenMP threads; peak %.1f "
+               "GFLOP/s per rank (estimate); load average %.2f at start, %.2f at end; %s; %s.\n\n",
+            mc->cpu, mc->host, mc->backend, mc->logical_cpus, mc->ranks, mc->threads, mc->peak_gflops, mc->load_start,
             mc->load_end, mc->date, PACKAGE_STRING);
     fprintf(f, "Median of %d timed steps after %d warm-up steps (full trainer step: forward, backward, "
                "all-reduce, AdamW, momentum update, queue). Epoch: %.2fM texts on %d ranks at this step time.\n\n",
@@ -347,10 +354,14 @@ static void usage(FILE *f) {
             "usage: vlmae bench [--model tiny|small|base] [--objective albef|tcl|vlmae|all|LIST]\n"
             "                   [--batch B] [--text-len T] [--steps N] [--warmup N] [--queue Q]\n"
             "                   [--world W] [--texts N] [--peak-gflops G] [--out DIR] [--json FILE]\n"
+            "                   [--device cpu|cuda] [--precision fp32|bf16]\n"
             "Times pre-training steps (forward, backward, all-reduce, AdamW, momentum update, queue) on\n"
             "random batches and reports per objective: ms/step (median), samples/s, model MACs per sample\n"
-            "(thop and full conventions), MFU against the CPU's estimated fp32 peak, peak RSS and the\n"
-            "activation arena, and the projected epoch time: step time x texts / (batch x W).\n"
+            "(thop and full conventions), MFU against the device's estimated peak (CPU: fp32; CUDA: the\n"
+            "precision's dense tensor-core peak), peak RSS (CUDA: device memory in use), the activation\n"
+            "arena, and the projected epoch time: step time x texts / (batch x W).\n"
+            "  --device     cpu (default) or cuda (one GPU per rank: local rank modulo the node's GPUs)\n"
+            "  --precision  fp32, or bf16 GEMMs with fp32 accumulation (cuda only; cuda's default)\n"
             "  --objective  one name, a comma-separated list, or all (albef,tcl,vlmae; default all)\n"
             "  --queue      ITC queue length (default: the model's, rounded to a multiple of batch x ranks)\n"
             "  --world      ranks of the projection (default 8); --texts: texts per epoch (default 7.04e6)\n"
@@ -360,7 +371,7 @@ static void usage(FILE *f) {
 }
 
 int bench_main(int argc, char **argv) {
-    const char *objective = "all", *json = NULL, *out = NULL;
+    const char *objective = "all", *json = NULL, *out = NULL, *device = "cpu", *precision = NULL;
     Setup su = {.model = "tiny", .B = 8, .T = 16, .steps = 10, .warmup = 2, .queue = 0, .proj_world = 8,
                 .texts = 7.04e6};
     double peak_gflops = 0.0;
@@ -368,6 +379,7 @@ int bench_main(int argc, char **argv) {
                                    {"text-len", 1, 0, 't'}, {"steps", 1, 0, 's'},     {"warmup", 1, 0, 'w'},
                                    {"queue", 1, 0, 'q'},    {"world", 1, 0, 'W'},     {"texts", 1, 0, 'x'},
                                    {"peak-gflops", 1, 0, 'p'}, {"json", 1, 0, 'j'},   {"out", 1, 0, 'O'},
+                                   {"device", 1, 0, 'D'},   {"precision", 1, 0, 'P'},
                                    {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
     int ch;
     optind = 1;
@@ -385,6 +397,8 @@ int bench_main(int argc, char **argv) {
         case 'p': peak_gflops = atof(optarg); break;
         case 'j': json = optarg; break;
         case 'O': out = optarg; break;
+        case 'D': device = optarg; break;
+        case 'P': precision = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -409,11 +423,27 @@ int bench_main(int argc, char **argv) {
         }
     }
 
+    RuntimeDevice dev_kind;
+    if (!strcmp(device, "cpu")) dev_kind = DEVICE_CPU;
+    else if (!strcmp(device, "cuda")) dev_kind = DEVICE_CUDA;
+    else die("bench: --device must be cpu or cuda, got '%s'", device);
+    if (!precision) precision = dev_kind == DEVICE_CUDA ? "bf16" : "fp32";
+    Precision prec;
+    if (!strcmp(precision, "fp32")) prec = PRECISION_FP32;
+    else if (!strcmp(precision, "bf16")) prec = PRECISION_BF16;
+    else die("bench: --precision must be fp32 or bf16, got '%s'", precision);
+
     Dist d;
     dist_init(&d, &argc, &argv);
     su.d = &d;
+    char err[512];
+    su.ops = backend_open(dev_kind, prec, d.local_rank, err, sizeof(err));
+    if (!su.ops) die("bench: %s", err);
+
     int R0 = d.rank == 0;
     Machine mc = {0};
+    double device_peak;
+    backend_describe(su.ops, mc.backend, sizeof(mc.backend), &device_peak);
     cpu_model(mc.cpu, sizeof(mc.cpu));
     if (gethostname(mc.host, sizeof(mc.host)) != 0) snprintf(mc.host, sizeof(mc.host), "unknown");
     mc.host[sizeof(mc.host) - 1] = 0;
@@ -423,17 +453,19 @@ int bench_main(int argc, char **argv) {
     mc.logical_cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
     mc.threads = omp_get_max_threads();
     mc.ranks = d.world;
-    su.peak = peak_gflops > 0 ? peak_gflops * 1e9 : cpu_peak_flops(mc.threads);
+    json_safe(mc.backend);
+    su.peak = peak_gflops > 0 ? peak_gflops * 1e9 : device_peak > 0 ? device_peak : cpu_peak_flops(mc.threads);
     mc.peak_gflops = su.peak / 1e9;
     mc.load_start = loadavg1();
 
     if (R0) {
-        printf("vlmae bench: %s, %d rank(s) x %d threads, peak %.1f GFLOP/s per rank (fp32 estimate), load %.2f\n",
-               mc.cpu, d.world, mc.threads, su.peak / 1e9, mc.load_start);
+        printf("vlmae bench: %s, backend %s, %d rank(s) x %d threads, peak %.1f GFLOP/s per rank (estimate), "
+               "load %.2f\n",
+               mc.cpu, mc.backend, d.world, mc.threads, su.peak / 1e9, mc.load_start);
         printf("model %s, batch %d per rank, text %d, %d steps after %d warm-up; epoch = %.2fM texts on %d ranks\n",
                su.model, su.B, su.T, su.steps, su.warmup, su.texts / 1e6, su.proj_world);
         printf("%-9s %10s %10s %8s %8s %6s %9s %9s %9s %8s\n", "objective", "ms/step", "samples/s", "GMACs", "GMACs",
-               "MFU", "peak RSS", "arena", "epoch h", "rank-h");
+               "MFU", su.ops->host_memory ? "peak RSS" : "device", "arena", "epoch h", "rank-h");
         printf("%-9s %10s %10s %8s %8s %6s %9s %9s %9s %8s\n", "", "(median)", "", "thop", "full", "", "MiB", "MiB",
                "", "/epoch");
         fflush(stdout);
@@ -446,8 +478,8 @@ int bench_main(int argc, char **argv) {
         run_objective(&su, all[i], x);
         if (R0) {
             printf("%-9s %10.1f %10.3f %8.2f %8.2f %5.1f%% %9.0f %9.0f %9.1f %8.0f\n", objective_name(x->obj),
-                   x->ms_median, x->samples_s, x->gmacs_thop, x->gmacs_full, 100.0 * x->mfu, x->rss_mib, x->arena_mib,
-                   x->epoch_h, x->rank_h);
+                   x->ms_median, x->samples_s, x->gmacs_thop, x->gmacs_full, 100.0 * x->mfu,
+                   x->device_mib >= 0 ? x->device_mib : x->rss_mib, x->arena_mib, x->epoch_h, x->rank_h);
             fflush(stdout);
         }
     }
@@ -477,6 +509,7 @@ int bench_main(int argc, char **argv) {
             fclose(f);
         }
     }
+    backend_close(su.ops);
     dist_finalize(&d);
     return 0;
 }
