@@ -1,6 +1,7 @@
 // dist.c: MPI collectives for data-parallel training (see dist.h).
 #include "dist.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,4 +152,20 @@ void dist_abort(const Dist *d, int code) {
 #endif
     (void)d;
     exit(code);
+}
+
+// (dist.h) The rare path of the non-finite guards: who saw a bad value, and the lowest one's words.
+void dist_nonfinite_where(const Dist *d, int bad, char *what, size_t n) {
+    float mine = (float)bad, *all = mallocCheck((size_t)d->world * sizeof(float));
+    dist_allgather(d, &mine, all, 1);
+    int first = -1, count = 0;
+    for (int r = 0; r < d->world; r++)
+        if (all[r] != 0.0f) count++, first = first < 0 ? r : first;
+    free(all);
+    if (first < 0) first = 0;  // (not reached: some rank voted bad)
+    dist_bcast_bytes(d, what, n, first);
+    size_t k = strlen(what);
+    if (d->world > 1 && count == d->world) snprintf(what + k, n - k, " (on all %d ranks)", d->world);
+    else if (d->world > 1)
+        snprintf(what + k, n - k, " (on rank %d%s of %d)", first, count > 1 ? " and others" : "", d->world);
 }

@@ -27,6 +27,10 @@ int dist_any(const Dist *d, int flag);
 double dist_sum(const Dist *d, double x);
 void dist_bcast_bytes(const Dist *d, void *buf, size_t n, int root);
 void dist_barrier(const Dist *d);
+// The non-finite guards' report, after dist_any found a bad value (collective): every rank gets
+// the `what` (n bytes) of the lowest rank that saw one, followed by " (on rank R of W)",
+// " (on rank R and others of W)" or " (on all W ranks)"; nothing is added on a single rank.
+void dist_nonfinite_where(const Dist *d, int bad, char *what, size_t n);
 // Abort every rank (a fatal error on one rank must not leave the others waiting).
 void dist_abort(const Dist *d, int code);
 

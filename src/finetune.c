@@ -483,13 +483,6 @@ static int save_checkpoint(Run *r) {
     return !dist_any(&cx->d, !ok);
 }
 
-static int all_finite(const float *x, size_t n) {
-    int ok = 1;
-#pragma omp parallel for reduction(&& : ok)
-    for (size_t i = 0; i < n; i++) ok = ok && isfinite(x[i]);
-    return ok;
-}
-
 static void shape_batch(Batch *b, const ModelConfig *c, int B, int T, int S) {
     memset(b, 0, sizeof(*b));
     b->B = B, b->T = T, b->H = b->W = S;
@@ -626,9 +619,17 @@ int ft_train(FtContext *cx, FtHooks *h) {
         char what[160] = "";
         for (int k = 0; k < h->n_losses && !bad; k++)
             if (!isfinite(losses[k])) bad = 1, snprintf(what, sizeof(what), "loss %s = %g", h->loss_names[k], losses[k]);
-        if (!bad && !all_finite(m.params.grad, m.params.total)) bad = 1, snprintf(what, sizeof(what), "a parameter gradient");
+        if (!bad && !ops_cpu.all_finite(m.params.grad, m.params.total)) {
+            bad = 1;  // the all-reduced gradients (the same on every rank): name the first bad parameter
+            snprintf(what, sizeof(what), "a parameter gradient");
+            for (int i = 0; i < m.params.count; i++)
+                if (!ops_cpu.all_finite(m.params.grad + m.params.p[i].offset, m.params.p[i].n)) {
+                    snprintf(what, sizeof(what), "gradient of %s", m.params.p[i].name);
+                    break;
+                }
+        }
         if (dist_any(d, bad)) {
-            if (!bad) snprintf(what, sizeof(what), "a value on another rank");
+            dist_nonfinite_where(d, bad, what, sizeof(what));
             if (rc->train.nonfinite == 0) {
                 if (R0) fprintf(stderr, "vlmae finetune: non-finite %s at step %lld: stopping (train.nonfinite: stop)\n",
                                 what, (long long)s);
@@ -796,7 +797,8 @@ static int ft_main(int argc, char **argv, int is_eval) {
     }
     if (!bad && !is_eval && rc->task.train.n == 0) snprintf(err, sizeof(err), "task.train lists no shards"), bad = 1;
     if (!bad && rc->runtime.device != DEVICE_CPU)
-        snprintf(err, sizeof(err), "runtime.device: cuda is not wired into fine-tuning yet; use cpu"), bad = 1;
+        snprintf(err, sizeof(err), "runtime.device: fine-tuning runs on the CPU backend only (pre-training "
+                 "runs on cuda); use cpu"), bad = 1;
     if (bad) {
         if (cx.R0) fprintf(stderr, "%s: %s\n", cmd, err);
         config_free(rc);

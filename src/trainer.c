@@ -147,18 +147,7 @@ int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
     int bad = !check_finite(t, out, t->nonfinite_what, sizeof(t->nonfinite_what));
     if (dist_any(d, bad)) {
         // Rare path: every rank reports the value found by the lowest rank that saw one, and where.
-        float mine = (float)bad, *all = mallocCheck((size_t)d->world * sizeof(float));
-        dist_allgather(d, &mine, all, 1);
-        int first = -1, count = 0;
-        for (int r = 0; r < d->world; r++)
-            if (all[r] != 0.0f) count++, first = first < 0 ? r : first;
-        free(all);
-        if (first < 0) first = 0;  // (not reached: some rank voted bad)
-        dist_bcast_bytes(d, t->nonfinite_what, sizeof(t->nonfinite_what), first);
-        size_t k = strlen(t->nonfinite_what), left = sizeof(t->nonfinite_what) - k;
-        if (d->world > 1 && count == d->world) snprintf(t->nonfinite_what + k, left, " (on all %d ranks)", d->world);
-        else if (d->world > 1)
-            snprintf(t->nonfinite_what + k, left, " (on rank %d%s of %d)", first, count > 1 ? " and others" : "", d->world);
+        dist_nonfinite_where(d, bad, t->nonfinite_what, sizeof(t->nonfinite_what));
         if (t->opt.nonfinite == NONFINITE_STOP) return -1;
         t->skipped++;
         t->step_count++;  // the schedule moves on; parameters, queue and AdamW state do not

@@ -1,16 +1,18 @@
-// fuzz_annotations.c: libFuzzer harness for `vlmae pack`'s annotation readers (src/pack.c: ALBEF
-// JSON lists, COCO captions, Visual Genome regions (+ image_data.json), CC3M/SBU TSV or JSON, and
-// the VQA / SNLI-VE / NLVR2 / grounding task lists) and the caption clean-up the workers apply.
-// Built and run by `make fuzz` (tests/fuzz/README.md). The readers are static in pack.c, so this
-// file includes it (it follows pack.c's internals: PackOptions, PackList, build_list).
+// fuzz_annotations.c: libFuzzer harness for `vlmae pack`'s annotation readers (src/pack_list.c,
+// src/pack_pretrain.c, src/pack_tasks.c: ALBEF JSON lists, COCO captions, Visual Genome regions
+// (+ image_data.json), CC3M/SBU TSV or JSON, and the VQA / SNLI-VE / NLVR2 / grounding task
+// lists) and the caption clean-up the workers apply. Built and run by `make fuzz`
+// (tests/fuzz/README.md). It follows pack's internals (src/pack_internal.h: PackOptions, PackList,
+// pack_build_list).
 // Input: one byte choosing the format, then the annotation file; for vg+image_data the file is
 // "IMAGE_DATA_JSON\n----\nREGIONS_JSON".
 // The readers report bad entries on stderr: run with -close_fd_mask=2 (make fuzz does).
 // Checks beyond "no crash": the list is consistent (every item's texts lie inside the text table,
 // every item has a path and at least one text) and every caption cleans up.
-#include "../../src/pack.c"
-
 #include "fuzz_util.h"
+
+#include "caption.h"
+#include "pack_internal.h"
 
 static const char *formats[] = {"albef", "coco", "vg", "vg", "cc3m", "vqa", "ve", "nlvr", "grounding"};
 #define NFORMATS (sizeof formats / sizeof formats[0])
@@ -37,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.ann[0] = ann;
     o.nann = 1;
     PackList L;
-    if (build_list(&L, &o) == 0) {
+    if (pack_build_list(&L, &o) == 0) {
         for (int64_t i = 0; i < L.nitems; i++) {
             const PackItem *it = &L.items[i];
             if (!it->path || it->ntext < 1 || it->first_text < 0 || it->first_text + it->ntext > L.ntexts) abort();
@@ -54,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
         }
     }
-    free_list(&L);
+    pack_free_list(&L);
     fuzz_file_close(fd_ann);
     if (fd_img >= 0) fuzz_file_close(fd_img);
     return 0;
