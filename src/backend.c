@@ -6,18 +6,21 @@
 
 #include "build_config.h"
 #include "common.h"
+#include "ops_guard.h"
 #if VLMAE_HAVE_CUDA
 #include "ops_cuda.h"
 #endif
 
 const Ops *backend_open(RuntimeDevice device, Precision precision, int local_rank, char *err,
                         size_t err_len) {
-    if (device == DEVICE_CPU) {
+    if (device == DEVICE_CPU || device == DEVICE_GUARD) {
         if (precision != PRECISION_FP32) {
             snprintf(err, err_len, "precision bf16 needs the cuda device (the CPU backend is fp32)");
             return NULL;
         }
-        return &ops_cpu;
+        if (device == DEVICE_CPU) return &ops_cpu;
+        ops_guard_init((size_t)64 << 30);  // address space only (MAP_NORESERVE)
+        return &ops_guard;
     }
 #if VLMAE_HAVE_CUDA
     int n = cuda_device_count();

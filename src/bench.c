@@ -354,13 +354,14 @@ static void usage(FILE *f) {
             "usage: vlmae bench [--model tiny|small|base] [--objective albef|tcl|vlmae|all|LIST]\n"
             "                   [--batch B] [--text-len T] [--steps N] [--warmup N] [--queue Q]\n"
             "                   [--world W] [--texts N] [--peak-gflops G] [--out DIR] [--json FILE]\n"
-            "                   [--device cpu|cuda] [--precision fp32|bf16]\n"
+            "                   [--device cpu|cuda|guard] [--precision fp32|bf16]\n"
             "Times pre-training steps (forward, backward, all-reduce, AdamW, momentum update, queue) on\n"
             "random batches and reports per objective: ms/step (median), samples/s, model MACs per sample\n"
             "(thop and full conventions), MFU against the device's estimated peak (CPU: fp32; CUDA: the\n"
             "precision's dense tensor-core peak), peak RSS (CUDA: device memory in use), the activation\n"
             "arena, and the projected epoch time: step time x texts / (batch x W).\n"
-            "  --device     cpu (default) or cuda (one GPU per rank: local rank modulo the node's GPUs)\n"
+            "  --device     cpu (default), cuda (one GPU per rank: local rank modulo the node's GPUs), or\n"
+            "               guard (the CPU behind a device-memory guard: a slow debugging aid)\n"
             "  --precision  fp32, or bf16 GEMMs with fp32 accumulation (cuda only; cuda's default)\n"
             "  --objective  one name, a comma-separated list, or all (albef,tcl,vlmae; default all)\n"
             "  --queue      ITC queue length (default: the model's, rounded to a multiple of batch x ranks)\n"
@@ -426,7 +427,8 @@ int bench_main(int argc, char **argv) {
     RuntimeDevice dev_kind;
     if (!strcmp(device, "cpu")) dev_kind = DEVICE_CPU;
     else if (!strcmp(device, "cuda")) dev_kind = DEVICE_CUDA;
-    else die("bench: --device must be cpu or cuda, got '%s'", device);
+    else if (!strcmp(device, "guard")) dev_kind = DEVICE_GUARD;
+    else die("bench: --device must be cpu, cuda or guard, got '%s'", device);
     if (!precision) precision = dev_kind == DEVICE_CUDA ? "bf16" : "fp32";
     Precision prec;
     if (!strcmp(precision, "fp32")) prec = PRECISION_FP32;

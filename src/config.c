@@ -28,7 +28,7 @@ _Static_assert(sizeof(ModelPreset) == sizeof(int), "enums are stored as int");
 static const EnumName OBJECTIVES[] = {{"vlmae", OBJ_VLMAE}, {"albef", OBJ_ALBEF}, {"tcl", OBJ_TCL}, {NULL, 0}};
 static const EnumName PRESETS[] = {{"base", PRESET_BASE}, {"tiny", PRESET_TINY}, {NULL, 0}};
 static const EnumName NONFINITE[] = {{"stop", 0}, {"skip", 1}, {NULL, 0}};
-static const EnumName DEVICES[] = {{"cpu", DEVICE_CPU}, {"cuda", DEVICE_CUDA}, {NULL, 0}};
+static const EnumName DEVICES[] = {{"cpu", DEVICE_CPU}, {"cuda", DEVICE_CUDA}, {"guard", DEVICE_GUARD}, {NULL, 0}};
 static const EnumName PRECISIONS[] = {{"fp32", PRECISION_FP32}, {"bf16", PRECISION_BF16}, {NULL, 0}};
 
 #define OFF(member) offsetof(RunConfig, member)
@@ -153,7 +153,7 @@ const char *config_last_component(const char *key) {
 // Names
 
 const char *preset_name(ModelPreset p) { return p == PRESET_TINY ? "tiny" : "base"; }
-const char *device_name(RuntimeDevice d) { return d == DEVICE_CUDA ? "cuda" : "cpu"; }
+const char *device_name(RuntimeDevice d) { return d == DEVICE_CUDA ? "cuda" : d == DEVICE_GUARD ? "guard" : "cpu"; }
 const char *precision_name(Precision p) { return p == PRECISION_BF16 ? "bf16" : "fp32"; }
 
 const char *config_enum_name(const EnumName *e, int v) {

@@ -12,7 +12,7 @@
 //             augment: {randaugment, color_jitter, grayscale, blur, hflip, crop_scale_min},
 //             datasets: [{name: coco, shards: ["shards/coco-*.h5", ...]}, ...]
 //   init:     vit, bert (optional .safetensors checkpoints)
-//   runtime:  device (cpu | cuda), precision (fp32 | bf16)
+//   runtime:  device (cpu | cuda | guard), precision (fp32 | bf16)
 //   task:     name, train, val, test (lists of paths / globs), image_size, text_max_len, k_test,
 //             answer_list, image_root, gradcam_layer, eval_every (fine-tuning; TaskConfig)
 //
@@ -47,7 +47,9 @@
 #define CONFIG_NAME_MAX 64
 
 typedef enum { PRESET_BASE = 0, PRESET_TINY = 1 } ModelPreset;
-typedef enum { DEVICE_CPU = 0, DEVICE_CUDA = 1 } RuntimeDevice;
+// guard: ops_cpu behind a device-memory guard (src/ops_guard.h), a debugging aid for the
+// device-resident step on machines without a GPU.
+typedef enum { DEVICE_CPU = 0, DEVICE_CUDA = 1, DEVICE_GUARD = 2 } RuntimeDevice;
 typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } Precision;
 
 typedef struct {

@@ -5,7 +5,11 @@
 #     losses of steps 11..20 and the final checkpoint (parameters, momentum, AdamW, queues) are
 #     equal bit for bit;
 #  2. 2 MPI ranks with --check-sync 1 keep parameters, momentum copies and queues bit-identical;
-#  3. SIGUSR1 to one of 2 ranks: every rank stops at the same step, one checkpoint, exit 99.
+#  3. SIGUSR1 to one of 2 ranks: every rank stops at the same step, one checkpoint, exit 99;
+#  4. runtime.device: guard (the device-resident step on a guarded "device", src/ops_guard.h):
+#     10 steps, stop, resume, 10 steps give the CPU run's losses and final checkpoint bit for bit
+#     (the device <-> host mirror paths of pretrain: checkpoint, resume); with 2 ranks (gradients
+#     averaged through host buffers, --check-sync through the mirrors) the CPU 2-rank losses.
 set -eu
 B=${top_builddir:-.}
 S=${top_srcdir:-.}
@@ -27,26 +31,37 @@ fail=0
 "$VLMAE" pretrain -c "$cfg" $common --run-dir "$dir/resumed" --stop-after 10 >/dev/null
 "$VLMAE" pretrain -c "$cfg" $common --run-dir "$dir/resumed" --resume auto > "$dir/resumed.out"
 grep -q "resumed from .*ckpt-00000010.h5 at step 10" "$dir/resumed.out" || { echo "FAIL: the second run did not resume from step 10"; cat "$dir/resumed.out"; fail=1; }
-"$PY" - "$dir/straight" "$dir/resumed" <<'PYEOF' || fail=1
+# compare A B FIRST WHAT: losses of steps FIRST..20 and the final checkpoints of run dirs A, B
+compare() {
+"$PY" - "$1" "$2" "$3" "$4" <<'PYEOF'
 import json, sys, h5py, numpy as np
-a, b = sys.argv[1], sys.argv[2]
+a, b, first, what = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 def losses(d):
     rows = [json.loads(l) for l in open(d + "/log.jsonl")]
     return {r["step"]: [r[k] for k in ("itc", "itm", "mlm", "rmim", "ifr")] for r in rows}
 la, lb = losses(a), losses(b)
-ok = all(la[s] == lb[s] for s in range(11, 21))
-print(("ok" if ok else "FAIL"), "losses of steps 11..20 equal after resume")
+ok = all(la[s] == lb[s] for s in range(first, 21))
+print(("ok" if ok else "FAIL"), "losses of steps %d..20 equal %s" % (first, what))
 if not ok:
-    for s in range(11, 21): print(s, la[s], lb[s])
+    for s in range(first, 21): print(s, la[s], lb[s])
 fa, fb = h5py.File(a + "/ckpt-00000020.h5", "r"), h5py.File(b + "/ckpt-00000020.h5", "r")
 names = []
 fa.visit(lambda n: names.append(n) if isinstance(fa[n], h5py.Dataset) else None)
 diff = [n for n in names if not np.array_equal(fa[n][()], fb[n][()])]
 attrs = [k for k in ("step", "epoch", "epoch_step") if fa.attrs[k] != fb.attrs[k]]
 print(("ok" if not diff and not attrs and len(names) > 100 else "FAIL"),
-      "final checkpoints equal bit for bit (%d datasets; differing: %s %s)" % (len(names), diff[:5], attrs))
+      "final checkpoints equal bit for bit %s (%d datasets; differing: %s %s)" % (what, len(names), diff[:5], attrs))
 sys.exit(0 if ok and not diff and not attrs and len(names) > 100 else 1)
 PYEOF
+}
+compare "$dir/straight" "$dir/resumed" 11 "after resume" || fail=1
+
+# 4. The guarded device: stop + resume, compared with the straight CPU run.
+guard="--set runtime.device=guard"
+"$VLMAE" pretrain -c "$cfg" $common $guard --run-dir "$dir/guard" --stop-after 10 >/dev/null
+"$VLMAE" pretrain -c "$cfg" $common $guard --run-dir "$dir/guard" --resume auto > "$dir/guard.out"
+grep -q "backend: guard" "$dir/guard.out" || { echo "FAIL: the guard run did not use the guard backend"; cat "$dir/guard.out"; fail=1; }
+compare "$dir/straight" "$dir/guard" 1 "on the guarded device (stop + resume) and the CPU" || fail=1
 
 if [ -n "${MPIEXEC:-}" ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -55,6 +70,12 @@ if [ -n "${MPIEXEC:-}" ]; then
         echo "ok 2 ranks: parameters, momentum and queues bit-identical at every one of 20 steps"
     else
         echo "FAIL 2 ranks diverged or failed:"; cat "$dir/mpi.out"; fail=1
+    fi
+    # 4b. Two ranks on the guarded device: host-staged gradient average, sync checks via mirrors.
+    if $MPIEXEC -np 2 "$VLMAE" pretrain -c "$cfg" $common $guard --run-dir "$dir/mpi_guard" --check-sync 5 > "$dir/mpi_guard.out" 2>&1; then
+        compare "$dir/mpi" "$dir/mpi_guard" 1 "with 2 ranks on the guarded device and on the CPU" || fail=1
+    else
+        echo "FAIL 2 ranks on the guarded device:"; cat "$dir/mpi_guard.out"; fail=1
     fi
     # 3. SIGUSR1 to one rank.
     $MPIEXEC -np 2 "$VLMAE" pretrain -c "$cfg" --set train.log_every=1 --set train.max_steps=100000 \
