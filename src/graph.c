@@ -83,6 +83,17 @@ void arena_reset(Arena *a) {
     a->used = 0;
 }
 
+ArenaMark arena_mark(const Arena *a) { return (ArenaMark){a->used, a->n_chunks}; }
+
+void arena_release(Arena *a, ArenaMark mark) {
+    if (mark.used > a->used) die("arena_release: the mark (%zu) is above the top (%zu)", mark.used, a->used);
+    if (a->planning) {
+        for (int i = mark.n_chunks; i < a->n_chunks; i++) block_free(a, a->chunks[i]);
+        a->n_chunks = mark.n_chunks;
+    }
+    a->used = mark.used;
+}
+
 void arena_free(Arena *a) {
     arena_reset(a);
     free(a->chunks);
@@ -145,6 +156,16 @@ static int wants(Graph *g, Tensor *a, Tensor *b, Tensor *c) {
 }
 
 void *g_host_alloc(Graph *g, size_t bytes) { return arena_alloc(g->host, bytes); }
+
+GraphScope g_scope_begin(Graph *g) { return (GraphScope){arena_mark(g->arena), g->n_nodes}; }
+
+void g_scope_end(Graph *g, GraphScope sc) {
+    if (g->n_nodes != sc.n_nodes)
+        die("g_scope_end: the region recorded %d tape node(s); its memory is needed by backward",
+            g->n_nodes - sc.n_nodes);
+    if (g->arena == g->host) return;  // one arena for both: host allocations sit above the mark
+    arena_release(g->arena, sc.mark);
+}
 
 static Tensor *new_tensor(Graph *g, int ndim, const int *shape) {
     Tensor *t = arena_alloc(g->host, sizeof(Tensor));

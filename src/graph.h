@@ -50,6 +50,12 @@ void *arena_alloc(Arena *a, size_t bytes);  // 64-byte aligned, not zeroed
 void *arena_calloc(Arena *a, size_t bytes);  // zeroed (through the backend for a device arena)
 void arena_reset(Arena *a);
 void arena_free(Arena *a);
+// Stack discipline inside a step: everything allocated after a mark can be released at once
+// (e.g. the intermediates of a no-grad forward whose result was copied below the mark). The
+// planning step releases too, so the planned size is the true high-water mark.
+typedef struct { size_t used; int n_chunks; } ArenaMark;
+ArenaMark arena_mark(const Arena *a);
+void arena_release(Arena *a, ArenaMark mark);
 
 typedef struct Node Node;
 
@@ -85,6 +91,13 @@ void *g_host_alloc(Graph *g, size_t bytes);
 // A view of n values of t starting at offset (shares data and grad).
 Tensor *g_view(Graph *g, Tensor *t, size_t offset, int d0, int d1);
 int32_t *g_ints(Graph *g, const int32_t *src, int n);  // device copy of a host index list
+
+// A no-grad region: g_scope_begin marks the device arena; g_scope_end releases everything the
+// region allocated there and dies if the region recorded a tape node (a backward would read
+// released memory). Results must be copied into tensors created before the region.
+typedef struct { ArenaMark mark; int n_nodes; } GraphScope;
+GraphScope g_scope_begin(Graph *g);
+void g_scope_end(Graph *g, GraphScope sc);
 
 // Ops. Shapes: a tensor of width D is read as (n/D, D) rows.
 Tensor *g_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);  // x (M,K), w (N,K) -> (M,N)

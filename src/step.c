@@ -58,12 +58,24 @@ static Tensor *itc_keys(Step *s, const Tensor *feat_m, const float *queue, int B
 // An (R, P) host buffer as a device constant.
 static Tensor *upload(Step *s, const float *host, int R, int P) { return g_const(&s->g, host, R, P); }
 
+// The momentum (teacher) forwards need no gradient, so only their results are kept: each runs in
+// a graph scope whose intermediates are released once the result is copied out (the momentum
+// ViT alone would otherwise hold all of its activations to the end of the step).
+static void keep(Graph *g, Tensor *out, const Tensor *result, GraphScope sc) {
+    if (result->n != out->n) die("teacher result of %zu values, %zu expected", result->n, out->n);
+    g->ops->copy_d2d(out->data, result->data, out->n * sizeof(float));
+    g_scope_end(g, sc);
+}
+
 // soft targets: softmax of the teacher similarities (B, B+Q) at the current temperature
 static float *teacher_probs(Step *s, Tensor *feat_m, Tensor *keys, Tensor *temp_const) {
     Graph *g = &s->g;
+    int R = feat_m->shape[0], V = keys->shape[0];
+    float *p = dev_floats(s, (size_t)R * V);
+    GraphScope sc = g_scope_begin(g);
     Tensor *sim = g_div_scalar(g, g_linear(g, feat_m, keys, NULL), temp_const);
-    float *p = dev_floats(s, sim->n);
-    g->ops->softmax_rows(p, sim->data, sim->shape[0], sim->shape[1]);
+    g->ops->softmax_rows(p, sim->data, R, V);
+    g_scope_end(g, sc);
     return p;
 }
 
@@ -101,9 +113,13 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
 
     // 1-2. Encoders: online image on the visible patches, momentum image on all; text both.
     Tensor *v = vit_forward(g, m, &m->on, patches, ch->ids_keep, B, K);  // (B*(1+K), C)
-    Tensor *v_hat = vit_forward(g, m, &m->mo, patches_m, NULL, B, N);    // (B*(1+N), C)
+    Tensor *v_hat = g_tensor2(g, B * (1 + N), C, 0);                     // (B*(1+N), C)
+    GraphScope sc = g_scope_begin(g);
+    keep(g, v_hat, vit_forward(g, m, &m->mo, patches_m, NULL, B, N), sc);
     Tensor *w = bert_text(g, m, &m->on, bt->text_ids, tmask_d, B, T);    // (B*T, Ct)
-    Tensor *w_hat = bert_text(g, m, &m->mo, bt->text_ids, tmask_d, B, T);
+    Tensor *w_hat = g_tensor2(g, B * T, Ct, 0);
+    sc = g_scope_begin(g);
+    keep(g, w_hat, bert_text(g, m, &m->mo, bt->text_ids, tmask_d, B, T), sc);
 
     // 3. ITC with momentum distillation against [batch; queue].
     Tensor *v_cls = cls_rows(s, v, B, 1 + K, C);
@@ -169,11 +185,13 @@ void pretrain_step(Step *s, Model *m, const Batch *bt, float alpha, Rng *rng,
         Tensor *xs = bert_text(g, m, &m->on, ch->mlm_ids, tmask_d, B, T);
         xs = bert_fusion(g, m, &m->on, xs, tmask_d, v, B, T, 1 + K);
         Tensor *logits = mlm_head(g, m, &m->on, g_gather_rows(g, xs, Ct, mpos, Mm));
+        float *soft = dev_floats(s, (size_t)Mm * c->vocab_size);  // the teacher's (Mm, V)
+        sc = g_scope_begin(g);
         Tensor *xt = bert_text(g, m, &m->mo, ch->mlm_ids, tmask_d, B, T);
         xt = bert_fusion(g, m, &m->mo, xt, tmask_d, v_hat, B, T, 1 + N);
         Tensor *tl = mlm_head(g, m, &m->mo, g_gather_rows(g, xt, Ct, mpos, Mm));
-        float *soft = dev_floats(s, tl->n);
         g->ops->softmax_rows(soft, tl->data, Mm, c->vocab_size);
+        g_scope_end(g, sc);
         l_mlm = g_xent(g, logits, mlab, soft, alpha);
     }
 
