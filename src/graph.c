@@ -2,6 +2,8 @@
 #include "graph.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -29,42 +31,55 @@ static void block_free(const Arena *a, void *p) {
     else free(p);
 }
 
-void arena_plan_end(Arena *a) {
-    arena_reset(a);
-    free(a->chunks);
-    a->chunks = NULL;
-    a->cap_chunks = 0;
-    a->planning = 0;
-    // 1% + 1 MiB margin: the planning step takes the worst case of every data-dependent size.
+// Frees the chunks [from, n_chunks).
+static void free_chunks(Arena *a, int from) {
+    for (int i = from; i < a->n_chunks; i++) {
+        block_free(a, a->chunks[i].p);
+        a->over -= a->chunks[i].bytes;
+    }
+    if (from < a->n_chunks) a->n_chunks = from;
+}
+
+// The block for the fixed mode: the high-water mark so far plus a margin (1% + 1 MiB).
+static void size_block(Arena *a) {
+    if (a->base) block_free(a, a->base);
     a->cap = a->peak + a->peak / 100 + (1u << 20);
     a->cap = (a->cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     a->base = block_alloc(a, a->cap);
-    a->used = 0;
+}
+
+void arena_plan_end(Arena *a) {
+    arena_reset(a);
+    a->planning = 0;
+    size_block(a);
 }
 
 void *arena_alloc(Arena *a, size_t bytes) {
     size_t sz = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (sz == 0) sz = ARENA_ALIGN;
-    if (a->planning) {
+    void *p;
+    if (!a->planning && a->used + sz <= a->cap) {
+        p = a->base + a->used;
+        a->used += sz;
+    } else {
+        // Planning: every allocation is a chunk of its own. Fixed mode past the block (a step
+        // larger than the planning step): a chunk too, and the block grows at the next reset.
+        if (!a->planning && !a->grew) {
+            fprintf(stderr, "vlmae: note: a step needed more than the planned %zu MiB of step memory; "
+                    "it is allocated on the side now and the arena grows at the next step\n", a->cap >> 20);
+            a->grew = 1;
+        }
         if (a->n_chunks == a->cap_chunks) {
             a->cap_chunks = a->cap_chunks ? 2 * a->cap_chunks : 1024;
-            a->chunks = realloc(a->chunks, (size_t)a->cap_chunks * sizeof(void *));
-            if (!a->chunks) die("out of memory planning the arena");
+            a->chunks = realloc(a->chunks, (size_t)a->cap_chunks * sizeof(*a->chunks));
+            if (!a->chunks) die("out of memory for the arena's chunk list");
         }
-        void *p = block_alloc(a, sz);
-        a->chunks[a->n_chunks++] = p;
-        a->used += sz;
-        if (a->used > a->peak) a->peak = a->used;
-        return p;
+        p = block_alloc(a, sz);
+        a->chunks[a->n_chunks].p = p;
+        a->chunks[a->n_chunks++].bytes = sz;
+        a->over += sz;
     }
-    if (a->used + sz > a->cap) {
-        die("activation arena exhausted (%zu of %zu bytes used, %zu more wanted): the planning "
-            "step did not cover this step's shapes",
-            a->used, a->cap, sz);
-    }
-    void *p = a->base + a->used;
-    a->used += sz;
-    if (a->used > a->peak) a->peak = a->used;
+    if (a->used + a->over > a->peak) a->peak = a->used + a->over;
     return p;
 }
 
@@ -76,26 +91,21 @@ void *arena_calloc(Arena *a, size_t bytes) {
 }
 
 void arena_reset(Arena *a) {
-    if (a->planning) {
-        for (int i = 0; i < a->n_chunks; i++) block_free(a, a->chunks[i]);
-        a->n_chunks = 0;
-    }
+    free_chunks(a, 0);
     a->used = 0;
+    if (!a->planning && a->peak > a->cap) size_block(a);  // the last step outgrew the plan
 }
 
 ArenaMark arena_mark(const Arena *a) { return (ArenaMark){a->used, a->n_chunks}; }
 
 void arena_release(Arena *a, ArenaMark mark) {
-    if (mark.used > a->used) die("arena_release: the mark (%zu) is above the top (%zu)", mark.used, a->used);
-    if (a->planning) {
-        for (int i = mark.n_chunks; i < a->n_chunks; i++) block_free(a, a->chunks[i]);
-        a->n_chunks = mark.n_chunks;
-    }
+    if (mark.used > a->used || mark.n_chunks > a->n_chunks) die("arena_release: the mark is above the top");
+    free_chunks(a, mark.n_chunks);
     a->used = mark.used;
 }
 
 void arena_free(Arena *a) {
-    arena_reset(a);
+    free_chunks(a, 0);
     free(a->chunks);
     if (a->base) block_free(a, a->base);
     memset(a, 0, sizeof(*a));
@@ -136,10 +146,12 @@ void graph_init(Graph *g, const Ops *ops, Arena *arena, Arena *host, int cap_nod
 
 void graph_free(Graph *g) {
     free(g->nodes);
+    free(g->pool);
     g->nodes = NULL;
+    g->pool = NULL;
 }
 
-void graph_clear(Graph *g) { g->n_nodes = 0; }
+void graph_clear(Graph *g) { g->n_nodes = 0, g->n_pool = 0; }  // the arena reset frees the pool
 
 static Node *push(Graph *g, OpKind kind, Tensor *out) {
     if (g->n_nodes == g->cap_nodes) die("autograd tape full (%d nodes)", g->cap_nodes);
@@ -150,9 +162,11 @@ static Node *push(Graph *g, OpKind kind, Tensor *out) {
     return nd;
 }
 
+static int flows(const Tensor *t) { return t && (t->grad || t->needs_grad); }
+
 static int wants(Graph *g, Tensor *a, Tensor *b, Tensor *c) {
     if (!g->grad_enabled) return 0;
-    return (a && a->grad) || (b && b->grad) || (c && c->grad);
+    return flows(a) || flows(b) || flows(c);
 }
 
 void *g_host_alloc(Graph *g, size_t bytes) { return arena_alloc(g->host, bytes); }
@@ -169,6 +183,7 @@ void g_scope_end(Graph *g, GraphScope sc) {
 
 static Tensor *new_tensor(Graph *g, int ndim, const int *shape) {
     Tensor *t = arena_alloc(g->host, sizeof(Tensor));
+    memset(t, 0, sizeof(*t));
     t->ndim = ndim;
     t->n = 1;
     for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
@@ -179,7 +194,8 @@ static Tensor *new_tensor(Graph *g, int ndim, const int *shape) {
 Tensor *g_tensor(Graph *g, int ndim, const int *shape, int needs_grad) {
     Tensor *t = new_tensor(g, ndim, shape);
     t->data = arena_alloc(g->arena, t->n * sizeof(float));
-    t->grad = (needs_grad && g->grad_enabled) ? arena_calloc(g->arena, t->n * sizeof(float)) : NULL;
+    t->needs_grad = needs_grad && g->grad_enabled;
+    t->grad = t->needs_grad && !g->release_grads ? arena_calloc(g->arena, t->n * sizeof(float)) : NULL;
     return t;
 }
 
@@ -193,6 +209,7 @@ static Tensor *host_scalar(Graph *g, int needs_grad) {
     if (needs_grad && g->grad_enabled) {
         t->grad = arena_alloc(g->host, sizeof(float));
         t->grad[0] = 0.0f;
+        t->needs_grad = 1;
     }
     return t;
 }
@@ -225,6 +242,8 @@ Tensor *g_view(Graph *g, Tensor *t, size_t offset, int d0, int d1) {
     v->n = (size_t)d0 * d1;
     v->data = t->data + offset;
     v->grad = t->grad ? t->grad + offset : NULL;
+    v->needs_grad = flows(t);
+    if (!t->grad && t->needs_grad) v->base = t, v->base_off = offset;  // gradient made later
     return v;
 }
 
@@ -480,65 +499,98 @@ Tensor *g_concat_rows(Graph *g, Tensor **parts, int count, int D) {
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-static float *gr(Tensor *t) { return t ? t->grad : NULL; }
+// A zeroed gradient buffer of `bytes`: a pooled one of exactly that size, else new step memory.
+static float *pool_get(Graph *g, size_t bytes) {
+    for (int k = g->n_pool - 1; k >= 0; k--) {
+        if (g->pool[k].bytes != bytes) continue;
+        float *p = g->pool[k].p;
+        g->pool[k] = g->pool[--g->n_pool];
+        g->ops->mem_zero(p, bytes);
+        return p;
+    }
+    return arena_calloc(g->arena, bytes);
+}
+
+static void pool_put(Graph *g, float *p, size_t bytes) {
+    if (g->n_pool == g->cap_pool) {
+        g->cap_pool = g->cap_pool ? 2 * g->cap_pool : 256;
+        g->pool = realloc(g->pool, (size_t)g->cap_pool * sizeof(*g->pool));
+        if (!g->pool) die("out of memory for the gradient pool");
+    }
+    g->pool[g->n_pool].p = p;
+    g->pool[g->n_pool++].bytes = bytes;
+}
+
+// t's gradient buffer for backward to accumulate into, made on first use (release_grads), or
+// NULL when no gradient flows into t.
+static float *gr(Graph *g, Tensor *t) {
+    if (!t || t->grad || !t->needs_grad) return t ? t->grad : NULL;
+    if (t->base) return t->grad = gr(g, t->base) + t->base_off;
+    t->grad = pool_get(g, t->n * sizeof(float));
+    t->pooled = 1;
+    return t->grad;
+}
 
 static void node_backward(Graph *g, Node *nd) {
     const Ops *o = g->ops;
     Tensor *y = nd->out, *a = nd->in[0], *b = nd->in[1], *c = nd->in[2];
     float *dy = y->grad;
+    float *ga = gr(g, a), *gb = gr(g, b), *gc = gr(g, c);
     int *i = nd->i;
     switch (nd->kind) {
     case OP_LINEAR:
-        o->linear_bwd(gr(a), gr(b), gr(c), dy, a->data, b->data, i[0], i[1], i[2]);
+        o->linear_bwd(ga, gb, gc, dy, a->data, b->data, i[0], i[1], i[2]);
         break;
     case OP_LAYERNORM:
-        o->layernorm_bwd(gr(a), gr(b), gr(c), dy, a->data, b->data, nd->sa, nd->sa + i[0], i[0], i[1]);
+        o->layernorm_bwd(ga, gb, gc, dy, a->data, b->data, nd->sa, nd->sa + i[0], i[0], i[1]);
         break;
     case OP_GELU:
-        if (a->grad) o->gelu_bwd(a->grad, dy, a->data, a->n);
+        if (ga) o->gelu_bwd(ga, dy, a->data, a->n);
         break;
     case OP_ADD:
-        if (a->grad) o->acc(a->grad, dy, y->n);
-        if (b->grad) o->acc(b->grad, dy, y->n);
+        if (ga) o->acc(ga, dy, y->n);
+        if (gb) o->acc(gb, dy, y->n);
         break;
     case OP_ADD_BCAST:
-        if (a->grad) o->acc(a->grad, dy, y->n);
-        if (b->grad) o->sum_rows_acc(b->grad, dy, i[0], b->n);
+        if (ga) o->acc(ga, dy, y->n);
+        if (gb) o->sum_rows_acc(gb, dy, i[0], b->n);
         break;
     case OP_DROPOUT:
-        if (a->grad) o->dropout_bwd(a->grad, dy, nd->keep, nd->f[0], a->n);
+        if (ga) o->dropout_bwd(ga, dy, nd->keep, nd->f[0], a->n);
         break;
     case OP_ATTENTION: {
+        ArenaMark mk = arena_mark(g->arena);
         float *scratch = arena_alloc(g->arena, 2 * (size_t)i[7] * i[8] * sizeof(float));
-        o->attention_bwd(a->grad ? a->grad + i[0] : NULL, b->grad ? b->grad + i[2] : NULL,
-                         c->grad ? c->grad + i[4] : NULL, dy, nd->sa, a->data + i[0], i[1],
-                         b->data + i[2], i[3], c->data + i[4], i[5], nd->keep, nd->f[0], i[6],
-                         i[7], i[8], i[9], i[10], scratch);
+        o->attention_bwd(ga ? ga + i[0] : NULL, gb ? gb + i[2] : NULL, gc ? gc + i[4] : NULL, dy,
+                         nd->sa, a->data + i[0], i[1], b->data + i[2], i[3], c->data + i[4], i[5],
+                         nd->keep, nd->f[0], i[6], i[7], i[8], i[9], i[10], scratch);
+        arena_release(g->arena, mk);  // only the scratch was allocated since the mark
         break;
     }
     case OP_XENT:
-        o->xent_bwd(a->grad, dy[0], nd->sa, nd->ints, nd->sb, nd->f[0], i[0], i[1]);
+        o->xent_bwd(ga, dy[0], nd->sa, nd->ints, nd->sb, nd->f[0], i[0], i[1]);
         break;
     case OP_L2NORM:
-        if (a->grad) o->l2norm_bwd(a->grad, dy, y->data, nd->sa, i[0], i[1]);
+        if (ga) o->l2norm_bwd(ga, dy, y->data, nd->sa, i[0], i[1]);
         break;
     case OP_DIV_SCALAR:
-        o->div_scalar_bwd(gr(a), gr(b), dy, a->data, b->data, a->n);
+        o->div_scalar_bwd(ga, gb, dy, a->data, b->data, a->n);
         break;
     case OP_MSE_ROWS:
-        o->mse_rows_bwd(a->grad, dy[0], a->data, nd->sa, nd->sb, i[0], i[1]);
+        o->mse_rows_bwd(ga, dy[0], a->data, nd->sa, nd->sb, i[0], i[1]);
         break;
     case OP_L1:
-        o->l1_bwd(a->grad, dy[0], a->data, nd->sa, a->n);
+        o->l1_bwd(ga, dy[0], a->data, nd->sa, a->n);
         break;
     case OP_GATHER_ROWS:
-        if (a->grad) o->gather_rows_bwd(a->grad, dy, nd->ints, i[0], i[1]);
+        if (ga) o->gather_rows_bwd(ga, dy, nd->ints, i[0], i[1]);
         break;
     case OP_CONCAT_ROWS: {
         size_t off = 0;
         for (int k = 0; k < i[0]; k++) {
             Tensor *p = nd->parts[k];
-            if (p->grad) o->acc(p->grad, dy + off, p->n);
+            float *gp = gr(g, p);
+            if (gp) o->acc(gp, dy + off, p->n);
             off += p->n;
         }
         break;
@@ -549,6 +601,10 @@ static void node_backward(Graph *g, Node *nd) {
 void graph_backward(Graph *g) {
     for (int k = g->n_nodes - 1; k >= 0; k--) {
         Node *nd = &g->nodes[k];
-        if (nd->out->grad) node_backward(g, nd);
+        Tensor *y = nd->out;
+        if (!y->grad) continue;  // no gradient reached this op's output
+        node_backward(g, nd);
+        // Every consumer of y ran before its producer (reverse order): y's gradient is dead.
+        if (y->pooled) pool_put(g, y->grad, y->n * sizeof(float)), y->grad = NULL, y->pooled = 0;
     }
 }

@@ -28,23 +28,34 @@
 
 typedef struct Tensor {
     float *data;
-    float *grad;  // NULL when no gradient flows into this tensor
+    float *grad;  // NULL when no gradient flows into this tensor (or, with release_grads, none yet)
     int ndim;
     int shape[4];
     size_t n;
+    // release_grads (below): the gradient's buffer is made when backward first writes it
+    int needs_grad;         // a gradient flows into this tensor
+    int pooled;             // grad is a pool buffer, given back after the producer's backward
+    struct Tensor *base;    // a view of base: its gradient is base's at base_off
+    size_t base_off;
 } Tensor;
 
 typedef struct Arena {
     const Ops *dev;  // NULL: host memory; else this backend's mem_alloc/mem_zero (device arena)
     char *base;      // the single block (fixed mode)
-    size_t cap, used, peak;
-    int planning;    // 1: every alloc is its own malloc, tallied; reset frees them
-    void **chunks;
+    size_t cap, used;  // the block's size and its used prefix
+    size_t over;     // bytes in chunks (planning; or fixed mode past the block)
+    size_t peak;     // high-water mark of used + over
+    int planning;    // 1: every alloc is a chunk of its own, tallied; reset frees them
+    int grew;        // a fixed-mode step went past the block (noted once on stderr)
+    struct { void *p; size_t bytes; } *chunks;
     int n_chunks, cap_chunks;
 } Arena;
 
 void arena_plan_begin(Arena *a, const Ops *dev);
 // Ends planning: frees the planning chunks and allocates one block of the peak size (+ margin).
+// A later step that needs more (data-dependent sizes beyond the planning step's) gets chunks on
+// the side and a note on stderr, and the block grows to the new peak at the next reset: it never
+// fails for want of a plan.
 void arena_plan_end(Arena *a);
 void *arena_alloc(Arena *a, size_t bytes);  // 64-byte aligned, not zeroed
 void *arena_calloc(Arena *a, size_t bytes);  // zeroed (through the backend for a device arena)
@@ -69,6 +80,15 @@ typedef struct Graph {
     int grad_enabled;  // 0: nothing is recorded and no activation gradient is allocated
     int training;      // 0: dropout is the identity
     Rng rng;           // one seed per dropout mask (the mask itself: ops->dropout_mask)
+    // 1: activation gradients are not allocated with their tensors; backward makes each when it
+    // is first written and gives it back to a pool (reused by later gradients of the same size)
+    // once the op that produced the tensor has run its backward, so at most the gradients of the
+    // "frontier" are alive instead of all of them. Only for graphs whose caller reads parameter
+    // and loss gradients alone (the pre-training step); 0 (the default) keeps every activation
+    // gradient to the end (Grad-CAM reads them).
+    int release_grads;
+    struct { float *p; size_t bytes; } *pool;  // free gradient buffers (device memory)
+    int n_pool, cap_pool;
 } Graph;
 
 // host may be NULL when ops->host_memory (one arena for both).

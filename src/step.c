@@ -246,6 +246,7 @@ void step_create(Step *s, Model *m, const Batch *bt) {
     arena_plan_begin(&s->arena, o);
     arena_plan_begin(&s->host, NULL);
     graph_init(&s->g, o, &s->arena, &s->host, 1 << 16);
+    s->g.release_grads = 1;  // only parameter and loss gradients are read after backward
     Rng r;
     rng_seed(&r, 0x91a7);
     Losses l;

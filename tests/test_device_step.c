@@ -6,7 +6,10 @@
 // any host pointer handed to a device op is reported by name. A checkpoint written from the
 // guarded run's host mirror and loaded into a fresh guarded model must continue exactly as the
 // CPU run does (the device <-> host mirror paths). Finally the guard itself is checked: a child
-// process that reads device memory from the host must die.
+// process that reads device memory from the host must die. Also: the step's released activation
+// gradients (Graph.release_grads) give the same parameter gradients, bit for bit, as keeping
+// every gradient, and a step larger than the planned arena (that eager run) grows it instead of
+// failing.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,9 +151,51 @@ static void guard_catches_host_access(void) {
     if (!n_failed) printf("ok the guard kills a host read of device memory\n");
 }
 
+// One step with activation gradients released (the step's default) and one keeping them all
+// (release_grads 0: more memory than the planning step measured, so the arena must grow).
+static void release_grads_exact(void) {
+    ModelConfig c;
+    synth_tiny_config(&c);
+    Batch bt;
+    Rng r;
+    rng_seed(&r, 9);
+    synth_batch(&bt, &c, B, T, &r);
+    bt.image2 = NULL;
+    Model m;
+    model_create(&m, &c);
+    model_init_weights(&m, 4);
+    Step s;
+    step_create(&s, &m, &bt);
+    size_t planned = s.arena.cap, n = m.params.total;
+    float *g_release = mallocCheck(n * sizeof(float));
+    Losses l1, l2;
+    for (int pass = 0; pass < 2; pass++) {
+        s.g.release_grads = pass == 0;
+        memset(m.params.grad, 0, n * sizeof(float));
+        Rng sr;
+        rng_seed(&sr, 21);
+        pretrain_step(&s, &m, &bt, 0.4f, &sr, NULL, pass == 0 ? &l1 : &l2);
+        if (pass == 0) memcpy(g_release, m.params.grad, n * sizeof(float));
+    }
+    CHECK(same(&l1, &l2, sizeof(l1)), "release_grads changed the losses");
+    CHECK(same(g_release, m.params.grad, n * sizeof(float)), "release_grads changed the parameter gradients");
+    CHECK(s.arena.grew, "keeping every activation gradient fit the plan made with release_grads (no saving?)");
+    arena_reset(&s.arena);
+    CHECK(s.arena.cap > planned, "the arena did not grow after a step past the plan (%zu -> %zu)", planned, s.arena.cap);
+    if (!n_failed)
+        printf("ok released activation gradients: parameter gradients bit-identical; plan %.1f MiB, keeping "
+               "them all needs %.1f MiB (the arena grew instead of failing)\n",
+               planned / 1048576.0, s.arena.cap / 1048576.0);
+    free(g_release);
+    step_free(&s);
+    model_free(&m);
+    synth_batch_free(&bt);
+}
+
 int main(void) {
     ops_guard_init((size_t)8 << 30);
     guard_catches_host_access();
+    release_grads_exact();
     run(OBJ_VLMAE);
     run(OBJ_ALBEF);
     run(OBJ_TCL);
