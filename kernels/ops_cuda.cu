@@ -955,7 +955,7 @@ static void gather_rows_bwd(float *dx, const float *dy, const int32_t *idx, int 
 static void mem_zero(void *p, size_t bytes) { cuda_memset(p, 0, bytes); }
 
 // The ops.h AdamW has no bf16 copy (cuda_adamw_step's p_bf16): the graph reads fp32 parameters.
-static void adamw_step(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+static void adamw_step(float *p, const float *g, float *m, float *v, const uint8_t *decay, size_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t) {
     READY();
     cuda_adamw_step(p, g, m, v, decay, n, lr, beta1, beta2, eps, weight_decay, t, NULL);

@@ -96,10 +96,10 @@ void cuda_synchronize(void);  // waits for the stream and reports device-side er
 
 // One AdamW step over n values of the flat fp32 master buffer p, PyTorch semantics as in
 // src/optim.c (p -= lr*wd*decay*p; m, v moments; bias correction for step t, the step count
-// after this step, t >= 1). decay (n) is the 0/1 per-value weight-decay factor or NULL for all 1.
+// after this step, t >= 1). decay (n bytes) is the 0/1 per-value weight-decay factor or NULL for all 1.
 // p_bf16 (n uint16 = bf16 bit patterns) or NULL: also writes the updated parameters rounded to
 // bf16 (round to nearest even), for bf16 weight storage.
-void cuda_adamw_step(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+void cuda_adamw_step(float *p, const float *g, float *m, float *v, const uint8_t *decay, size_t n,
                      float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t,
                      uint16_t *p_bf16);
 // Momentum EMA over one flat buffer: pm = mu * pm + (1 - mu) * p (n values).

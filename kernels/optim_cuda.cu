@@ -35,12 +35,12 @@ static cudaStream_t stream(void) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
-static __global__ void adamw_k(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+static __global__ void adamw_k(float *p, const float *g, float *m, float *v, const uint8_t *decay, size_t n,
                         float lr, float b1, float b2, float eps, float wd, float c1, float c2,
                         __nv_bfloat16 *p_bf16) {
     FOR_EACH(i, n) {
         float gi = g[i], pi = p[i];
-        float dk = decay ? decay[i] : 1.0f;
+        float dk = decay ? (float)decay[i] : 1.0f;
         pi -= lr * wd * dk * pi;
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
@@ -52,7 +52,7 @@ static __global__ void adamw_k(float *p, const float *g, float *m, float *v, con
     }
 }
 
-extern "C" void cuda_adamw_step(float *p, const float *g, float *m, float *v, const float *decay,
+extern "C" void cuda_adamw_step(float *p, const float *g, float *m, float *v, const uint8_t *decay,
                                 size_t n, float lr, float beta1, float beta2, float eps,
                                 float weight_decay, int64_t t, uint16_t *p_bf16) {
     if (!n) return;

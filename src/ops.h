@@ -118,8 +118,8 @@ typedef struct Ops {
 
     // ---- Training state over flat device buffers (trainer.c).
     // One AdamW step over n values (PyTorch semantics, src/optim.h): p -= lr*wd*decay*p, then
-    // Adam with bias correction for step t (>= 1). decay (n) holds 0/1 factors.
-    void (*adamw_step)(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+    // Adam with bias correction for step t (>= 1). decay (n) holds 0/1, one byte per value.
+    void (*adamw_step)(float *p, const float *g, float *m, float *v, const uint8_t *decay, size_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t);
     void (*ema)(float *pm, const float *p, size_t n, float mu);  // pm = mu*pm + (1-mu)*p
     int (*all_finite)(const float *x, size_t n);                 // 1 when every value is finite

@@ -604,14 +604,14 @@ static void synchronize(void) {}
 // ---------------------------------------------------------------------------------------------
 // Training state over flat buffers.
 
-static void adamw_step(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+static void adamw_step(float *p, const float *g, float *m, float *v, const uint8_t *decay, size_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay,
                        int64_t t) {
     float c1 = 1.0f - powf(beta1, (float)t), c2 = 1.0f - powf(beta2, (float)t);
 #pragma omp parallel for if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
-        p[i] -= lr * weight_decay * decay[i] * p[i];
+        p[i] -= lr * weight_decay * (float)decay[i] * p[i];
         m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
         v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         p[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);

@@ -218,7 +218,7 @@ static void relu_fwd(float *y, uint8_t *keep, const float *x, size_t n) {
 static void dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed) {
     ops_cpu.dropout_mask(T(keep), n, p, seed);
 }
-static void adamw_step(float *p, const float *g, float *m, float *v, const float *decay, size_t n,
+static void adamw_step(float *p, const float *g, float *m, float *v, const uint8_t *decay, size_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t) {
     ops_cpu.adamw_step(T(p), T(g), T(m), T(v), T(decay), n, lr, beta1, beta2, eps, weight_decay, t);
 }

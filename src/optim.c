@@ -13,9 +13,9 @@ void adamw_init(AdamW *o, const ParamSet *ps, float beta1, float beta2, float ep
     o->n = ps->total;
     o->m = callocCheck(o->n, sizeof(float));
     o->v = callocCheck(o->n, sizeof(float));
-    o->decay = callocCheck(o->n, sizeof(float));
+    o->decay = callocCheck(o->n, 1);
     for (int i = 0; i < ps->count; i++)
-        for (size_t k = 0; k < ps->p[i].n; k++) o->decay[ps->p[i].offset + k] = (float)ps->p[i].decay;
+        memset(o->decay + ps->p[i].offset, ps->p[i].decay ? 1 : 0, ps->p[i].n);
     o->ops = &ops_cpu;
     o->dm = o->m, o->dv = o->v, o->ddecay = o->decay;
 }
@@ -40,8 +40,8 @@ void adamw_use_backend(AdamW *o, const Ops *ops) {
         return;
     }
     size_t bytes = o->n * sizeof(float);
-    o->dm = ops->mem_alloc(bytes), o->dv = ops->mem_alloc(bytes), o->ddecay = ops->mem_alloc(bytes);
-    ops->copy_h2d(o->ddecay, o->decay, bytes);
+    o->dm = ops->mem_alloc(bytes), o->dv = ops->mem_alloc(bytes), o->ddecay = ops->mem_alloc(o->n);
+    ops->copy_h2d(o->ddecay, o->decay, o->n);
     adamw_to_device(o);
 }
 

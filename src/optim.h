@@ -9,14 +9,15 @@
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     float *m, *v;     // first and second moments, same layout as the parameters (host)
-    float *decay;     // per-value weight-decay factor (0 or 1), built from ParamInfo.decay
+    uint8_t *decay;   // per-value weight-decay factor (0 or 1), built from ParamInfo.decay
     size_t n;
     int64_t t;        // steps taken (bias correction)
     // Where the update runs (adamw_use_backend): ops_cpu with dm/dv/ddecay = m/v/decay by
     // default; on a device backend, device copies (the host ones are then a mirror, refreshed by
     // adamw_to_host for checkpoints).
     const struct Ops *ops;
-    float *dm, *dv, *ddecay;
+    float *dm, *dv;
+    uint8_t *ddecay;
 } AdamW;
 
 void adamw_init(AdamW *o, const ParamSet *ps, float beta1, float beta2, float eps, float wd);

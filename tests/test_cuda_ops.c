@@ -768,9 +768,11 @@ static void run_op_tests(void) {
 static void test_optim(void) {
     Stat st = st_begin("adamw_ema_queue", 0);
     size_t n = 100003;
-    float *p = frandn(n, -1, 1), *decay = falloc(n);
-    for (size_t i = 0; i < n; i++) decay[i] = i % 3 ? 1.0f : 0.0f;
-    float *p_ = upf(p, n), *decay_ = upf(decay, n);
+    float *p = frandn(n, -1, 1);
+    uint8_t *decay = halloc(n);
+    for (size_t i = 0; i < n; i++) decay[i] = i % 3 ? 1 : 0;
+    float *p_ = upf(p, n);
+    uint8_t *decay_ = up(decay, n);
     float *m_ = dalloc_bytes(n * sizeof(float)), *v_ = dalloc_bytes(n * sizeof(float));
     cuda_memset(m_, 0, n * sizeof(float));
     cuda_memset(v_, 0, n * sizeof(float));
@@ -956,9 +958,11 @@ static void test_train_state(void) {
     Stat st = st_begin("adamw_ema_finite_clamp_ops", 0);
     const double tol = 1e-6;
     size_t n = 100003;
-    float *p = frandn(n, -1, 1), *decay = falloc(n), *m = falloc(n), *v = falloc(n);
-    for (size_t i = 0; i < n; i++) decay[i] = i % 5 ? 1.0f : 0.0f;
-    float *p_ = upf(p, n), *decay_ = upf(decay, n), *m_ = upf(m, n), *v_ = upf(v, n);
+    float *p = frandn(n, -1, 1), *m = falloc(n), *v = falloc(n);
+    uint8_t *decay = halloc(n);
+    for (size_t i = 0; i < n; i++) decay[i] = i % 5 ? 1 : 0;
+    float *p_ = upf(p, n), *m_ = upf(m, n), *v_ = upf(v, n);
+    uint8_t *decay_ = up(decay, n);
     const int64_t steps[] = {1, 2, 3, 1000};  // 1000: bias corrections near 1
     for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
         float *g = frandn(n, -2, 2), *g_ = upf(g, n);
