@@ -141,6 +141,7 @@ const Field config_fields[] = {
     PATH("task.image_root", task.image_root),
     INT_GE("task.gradcam_layer", task.gradcam_layer, 0),
     INT_GE("task.eval_every", task.eval_every, 0),
+    BOOL("task.distill", task.distill),
 };
 const int config_n_fields = (int)(sizeof(config_fields) / sizeof(config_fields[0]));
 
@@ -190,6 +191,7 @@ void config_defaults(RunConfig *c) {
 
     TaskConfig *k = &c->task;  // ALBEF's fine-tuning settings
     k->image_size = 384, k->text_max_len = 30, k->k_test = 256, k->gradcam_layer = 8, k->eval_every = 1;
+    k->distill = 1;
 }
 
 PathList *config_path_list(RunConfig *c, const Field *f) { return (PathList *)((char *)c + f->off); }

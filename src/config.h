@@ -14,7 +14,7 @@
 //   init:     vit, bert (optional .safetensors checkpoints)
 //   runtime:  device (cpu | cuda | guard), precision (fp32 | bf16)
 //   task:     name, train, val, test (lists of paths / globs), image_size, text_max_len, k_test,
-//             answer_list, image_root, gradcam_layer, eval_every (fine-tuning; TaskConfig)
+//             answer_list, image_root, gradcam_layer, eval_every, distill (fine-tuning; TaskConfig)
 //
 // Semantics:
 // - model.preset is applied first wherever it appears in the file: it sets every architecture
@@ -116,6 +116,8 @@ typedef struct {
     char image_root[CONFIG_PATH_MAX];   // images of JSON annotation files ("" = the file's directory)
     int gradcam_layer;              // grounding: BERT layer (index over all layers) of the Grad-CAM (8)
     int eval_every;                 // evaluate val/test every N epochs while fine-tuning (0 = at the end)
+    int distill;                    // ALBEF's momentum distillation while fine-tuning (true; weight
+                                    // train.alpha, ramp train.alpha_ramp): vqa, ve, nlvr2, retrieval
 } TaskConfig;
 
 typedef struct {

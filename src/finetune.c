@@ -605,7 +605,7 @@ int ft_train(FtContext *cx, FtHooks *h) {
             dist_abort(d, 3);
         }
         int64_t s = run.step;
-        float alpha = rc->train.alpha;
+        float alpha = rc->task.distill ? rc->train.alpha : 0.0f;  // task.distill false: no teacher term
         if (rc->train.alpha_ramp && s < spe) alpha *= (float)s / (float)spe;  // ALBEF's first-epoch ramp
         if (h->clamp_temp) model_clamp_temp(&m);
         if (h->momentum) model_momentum_update(&m, m.cfg.momentum);

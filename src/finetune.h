@@ -7,7 +7,9 @@
 //
 // The config names the task (task.name) and its data (task.train / task.val / task.test); the
 // optimizer and schedule are train.* (lr, warmup, min_lr, epochs or max_steps, batch_size, alpha,
-// seed, log/ckpt cadence). Model architecture: with --init (a pre-training checkpoint) or --ckpt
+// seed, log/ckpt cadence). ALBEF's momentum distillation is task.distill (true): its weight is
+// train.alpha, ramped up over the first epoch with train.alpha_ramp; task.distill false makes
+// the alpha a step gets (and logs) 0. Model architecture: with --init (a pre-training checkpoint) or --ckpt
 // (a fine-tuning checkpoint) it is the checkpoint's own (its config_yaml), with the image size
 // replaced by task.image_size: parameters are loaded by name and vit.pos_embed / m.vit.pos_embed
 // are resized bicubically when the patch grid differs (ALBEF's interpolate_pos_embed). How it is

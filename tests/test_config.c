@@ -615,7 +615,7 @@ static void test_task_section(void) {
     config_defaults(&c);
     CHECK(c.task.name[0] == 0 && c.task.train.n == 0 && c.task.val.n == 0 && c.task.test.n == 0);
     CHECK(c.task.image_size == 384 && c.task.text_max_len == 30 && c.task.k_test == 256);
-    CHECK(c.task.gradcam_layer == 8 && c.task.eval_every == 1);
+    CHECK(c.task.gradcam_layer == 8 && c.task.eval_every == 1 && c.task.distill == 1);
     setenv("VLMAE_TEST_DATA", "/data/x", 1);
     int rc = load_text(&c,
                        "task:\n"
@@ -624,11 +624,12 @@ static void test_task_section(void) {
                        "  test: c.h5\n"
                        "  k_test: 128\n"
                        "  image_root: \"${VLMAE_TEST_DATA}/img\"\n"
-                       "task.eval_every: 0\n",
+                       "task.eval_every: 0\n"
+                       "task.distill: false\n",
                        err, sizeof err);
     if (rc) fprintf(stderr, "task section: %s\n", err);
     CHECK(rc == 0);
-    CHECK(!strcmp(c.task.name, "retrieval") && c.task.k_test == 128 && c.task.eval_every == 0);
+    CHECK(!strcmp(c.task.name, "retrieval") && c.task.k_test == 128 && c.task.eval_every == 0 && !c.task.distill);
     CHECK(c.task.train.n == 2 && !strcmp(c.task.train.items[0], "/data/x/a-*.h5") && !strcmp(c.task.train.items[1], "b.h5"));
     CHECK(c.task.test.n == 1 && !strcmp(c.task.test.items[0], "c.h5") && c.task.val.n == 0);
     CHECK(!strcmp(c.task.image_root, "/data/x/img"));
@@ -648,14 +649,18 @@ static void test_task_section(void) {
     expect_set_error(&c, "task.val={a: 1}", "task.val", "got a mapping", NULL);
     expect_set_error(&c, "task.test=[[a]]", "task.test[0]", "got a sequence", NULL);
     expect_set_error(&c, "task.k_test=-1", "task.k_test must be >= 0", NULL);
+    expect_set_error(&c, "task.distill=maybe", "task.distill", NULL);
     expect_set_error(&c, "task.imagesize=3", "did you mean 'task.image_size'", NULL);
     expect_load_error("task:\n  train: [a.h5, \"\"]\n", 2, "task.train[1] is empty", NULL);
     expect_load_error("task:\n  test: [\"${VLMAE_UNSET_VAR_X}/t.h5\"]\n", 2, "VLMAE_UNSET_VAR_X is not set", NULL);
     config_free(&c);
 
-    const char *names[] = {"finetune_retrieval_coco.yaml", "finetune_retrieval_flickr.yaml", "finetune_grounding.yaml"};
-    const int k[] = {256, 128, 256};
-    for (int i = 0; i < 3; i++) {
+    // The shipped fine-tuning configs; all distil as ALBEF's configs say (distill True, alpha 0.4;
+    // warm_up True except VE.yaml's False).
+    const char *names[] = {"finetune_retrieval_coco.yaml", "finetune_retrieval_flickr.yaml", "finetune_grounding.yaml",
+                           "finetune_vqa.yaml", "finetune_snli_ve.yaml", "finetune_nlvr2.yaml"};
+    const int k[] = {256, 128, 256}, ramp[] = {1, 1, 1, 1, 0, 1};
+    for (int i = 0; i < 6; i++) {
         char path[1024];
         shipped_path(path, sizeof path, names[i]);
         config_defaults(&c);
@@ -666,9 +671,12 @@ static void test_task_section(void) {
         if (rc) fprintf(stderr, "%s (world 8): %s\n", names[i], err);
         CHECK(rc == 0);
         CHECK(c.task.image_size == 384 && c.task.text_max_len == 30 && c.task.train.n >= 1 && c.task.test.n >= 1);
-        CHECK(!strcmp(c.task.name, i < 2 ? "retrieval" : "grounding") && c.task.k_test == k[i]);
-        CHECK(c.train.lr == 1e-5f && c.train.min_lr == 1e-6f && c.train.alpha == 0.4f && c.train.batch_size == 32);
+        CHECK(c.task.distill == 1 && c.train.alpha == 0.4f && c.train.alpha_ramp == ramp[i]);
         CHECK(!c.data.color_jitter && !c.data.grayscale && !c.data.blur && c.data.randaugment);
+        if (i < 3) {
+            CHECK(!strcmp(c.task.name, i < 2 ? "retrieval" : "grounding") && c.task.k_test == k[i]);
+            CHECK(c.train.lr == 1e-5f && c.train.min_lr == 1e-6f && c.train.batch_size == 32);
+        }
         if (i == 2) CHECK(c.task.gradcam_layer == 8 && c.task.val.n == 1 && c.task.test.n == 2);
         check_round_trip(&c, names[i]);
         config_free(&c);

@@ -17,7 +17,18 @@
 // data) is the separate task `nlvr2_ta` below: fine-tune it on caption shards, then start NLVR2
 // from its checkpoint (--init): its doubled layers carry over through the .extra file.
 //
-// Not reproduced: ALBEF's momentum distillation while fine-tuning.
+// Momentum distillation (ALBEF's models/model_nlvr.py, configs/NLVR.yaml: distill True, alpha
+// 0.4, warm_up True; task.distill, train.alpha, train.alpha_ramp here): the image encoder, the
+// text encoder with its doubled fusion layers and the head have momentum copies (visual_encoder_m,
+// text_encoder_m, cls_head_m); before each step every copy moves by EMA (model.momentum, 0.995),
+// then loss = (1 - alpha) CE(label) + alpha x cross-entropy against the softmax of the momentum
+// model's logits, alpha ramping up from 0 over the first epoch. The copies start as copies of
+// the online model as it stands after loading (the Model's tower included: ALBEF's text
+// assignment stage has no momentum model, and NLVR.py calls copy_params() to make them; it does
+// so before load_state_dict, which would start the teacher from the un-loaded BERT and a random
+// ViT -- an ordering slip we do not reproduce). The logged "ce" is the mixed loss.
+// task.distill: false trains with plain cross-entropy. The text-assignment stage (nlvr2_ta)
+// never distils (Pretrain_nlvr.py has no momentum model); it ignores task.distill.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +49,9 @@ typedef struct {
     BertLayer *layers;      // 2 * fusion_layers
     int n_layers;
     Linear fc1, fc2;        // NLVR2 head
+    BertLayer *layers_m;    // momentum copies of layers, fc1, fc2 (distill)
+    Linear fc1_m, fc2_m;
+    int distill;            // nlvr2 with task.distill (never nlvr2_ta, never evaluation)
     Linear ta_head;         // text-assignment head (Linear(768, 3) as ALBEF's ta_head)
     int registered;
     TlData train;
@@ -81,17 +95,20 @@ static void nlvr_register(NlvrState *s, const Model *m, uint64_t seed) {
     s->registered = 1;
 }
 
-// [CLS] states (B, Ct) of statements over image pairs (left, right: (B, 3, S, S) each).
-static Tensor *nlvr_cls(Graph *g, NlvrState *s, const Model *m, const float *left, const float *right,
-                        const int32_t *ids, const int32_t *mask, int B, int T) {
+// [CLS] states (B, Ct) of statements over image pairs (left, right: (B, 3, S, S) each), by the
+// online model (teacher 0) or the momentum model (teacher 1).
+static Tensor *nlvr_cls(Graph *g, const NlvrState *s, const Model *m, int teacher, const float *left,
+                        const float *right, const int32_t *ids, const int32_t *mask, int B, int T) {
     const ModelConfig *c = &m->cfg;
+    const Tower *tw = teacher ? &m->mo : &m->on;
+    const BertLayer *layers = teacher ? s->layers_m : s->layers;
     int N = model_num_patches(c), Ct = c->text_width;
     float *tmask = arena_alloc(g->arena, (size_t)B * T * sizeof(float));
     tl_additive_mask(mask, (size_t)B * T, tmask);
-    Tensor *img[2] = {tl_encode_images(g, m, left, B), tl_encode_images(g, m, right, B)};
-    Tensor *x = bert_text(g, m, &m->on, ids, tmask, B, T);
+    Tensor *img[2] = {tl_encode_images(g, m, tw, left, B), tl_encode_images(g, m, tw, right, B)};
+    Tensor *x = bert_text(g, m, tw, ids, tmask, B, T);
     for (int j = 0; j < s->n_layers; j++) {
-        const BertLayer *l = &s->layers[j];
+        const BertLayer *l = &layers[j];
         x = tl_attn(g, c, &l->attn, x, x, tmask, B, T, T, 0);
         x = tl_attn(g, c, &l->cross, x, img[j % 2], NULL, B, T, 1 + N, 0);
         x = tl_ffn(g, c, l, x);
@@ -99,22 +116,29 @@ static Tensor *nlvr_cls(Graph *g, NlvrState *s, const Model *m, const float *lef
     return tl_rows(g, x, B, T, Ct);
 }
 
-static Tensor *nlvr_logits(Graph *g, NlvrState *s, const Model *m, const float *left, const float *right,
-                           const int32_t *ids, const int32_t *mask, int B, int T) {
-    Tensor *cls = nlvr_cls(g, s, m, left, right, ids, mask, B, T);
+static Tensor *nlvr_logits(Graph *g, const NlvrState *s, const Model *m, int teacher, const float *left,
+                           const float *right, const int32_t *ids, const int32_t *mask, int B, int T) {
+    Tensor *cls = nlvr_cls(g, s, m, teacher, left, right, ids, mask, B, T);
     if (s->ta) return g_linear(g, cls, s->ta_head.w, s->ta_head.b);
-    return tl_mlp_head(g, &s->fc1, &s->fc2, cls);
+    return tl_mlp_head(g, teacher ? &s->fc1_m : &s->fc1, teacher ? &s->fc2_m : &s->fc2, cls);
+}
+
+typedef struct {
+    const NlvrState *s;
+    const Model *m;
+    const float *left, *right;
+    const Batch *b;
+} NlvrPass;
+
+static Tensor *nlvr_pass_logits(Graph *g, void *ctx, int teacher) {
+    const NlvrPass *p = ctx;
+    return nlvr_logits(g, p->s, p->m, teacher, p->left, p->right, p->b->text_ids, p->b->text_mask, p->b->B, p->b->T);
 }
 
 static float nlvr_train_pass(NlvrState *s, Model *m, const float *left, const float *right, const Batch *b,
-                             const int32_t *labels, Rng *rng) {
-    tl_train_begin(&s->tr, rng);
-    Graph *g = &s->tr.g;
-    Tensor *logits = nlvr_logits(g, s, m, left, right, b->text_ids, b->text_mask, b->B, b->T);
-    Tensor *loss = g_xent(g, logits, labels, NULL, 0.0f);
-    loss->grad[0] = 1.0f;
-    graph_backward(g);
-    return loss->data[0];
+                             const int32_t *labels, float alpha, Rng *rng) {
+    NlvrPass p = {s, m, left, right, b};
+    return tl_cls_train_pass(&s->tr, rng, nlvr_pass_logits, &p, labels, s->distill, alpha);
 }
 
 // ---- text assignment (ALBEF model_pretrain_nlvr.py): the caption of image b; with probability
@@ -129,7 +153,7 @@ static void ta_make_pairs(const Model *m, const Batch *b, Rng *rng, float *left,
     TlInfer in;
     tl_infer_init(&in);
     tl_infer_begin(&in);
-    Tensor *v = tl_encode_images(&in.g, m, b->image, B);
+    Tensor *v = tl_encode_images(&in.g, m, &m->on, b->image, B);
     Tensor *f = g_l2norm(&in.g, g_linear(&in.g, tl_rows(&in.g, v, B, 1 + N, C), m->on.vision_proj.w, m->on.vision_proj.b));
     double *w = mallocCheck((size_t)B * sizeof(double));
     for (int i = 0; i < B; i++) {
@@ -181,6 +205,16 @@ static void nlvr_ensure(NlvrState *s, const Model *m, FtContext *cx) {
 static void nlvr_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     NlvrState *s = state;
     nlvr_ensure(s, m, cx);
+    if (s->distill) {
+        // Every momentum copy starts as the online model as loaded (ALBEF's copy_params): the
+        // task's (layers, head) here and tl_extra_from_init below, the Model's tower by an EMA
+        // with mu 0 (a copy on whatever backend holds it). A resumed run loads them all after.
+        model_momentum_update(m, 0.0f);
+        tl_extra_momentum(&s->x);
+        s->layers_m = callocCheck((size_t)s->n_layers, sizeof(BertLayer));
+        for (int j = 0; j < s->n_layers; j++) s->layers_m[j] = tl_mo_layer(&s->x, &s->layers[j]);
+        s->fc1_m = tl_mo_linear(&s->x, s->fc1), s->fc2_m = tl_mo_linear(&s->x, s->fc2);
+    }
     tl_extra_optim(&s->x, cx, s->train.n_texts);
     if (tl_extra_from_init(&s->x, cx, s->ta ? "nlvr2_ta" : "nlvr2") < 0) dist_abort(&cx->d, 2);
     tl_train_augment(cx, &s->aug);
@@ -192,7 +226,7 @@ static void nlvr_init(void *state, Model *m, const Batch *shape, FtContext *cx) 
     Rng r;
     rng_seed(&r, 1);
     tl_extra_begin_step(&s->x);
-    nlvr_train_pass(s, m, shape->image, s->image2, shape, lab, &r);  // planning
+    nlvr_train_pass(s, m, shape->image, s->image2, shape, lab, 0.0f, &r);  // planning (the teacher too)
     tl_train_end(&s->tr);
     free(lab);
     params_zero_grad(&s->x.ps);
@@ -201,8 +235,8 @@ static void nlvr_init(void *state, Model *m, const Batch *shape, FtContext *cx) 
 
 static void nlvr_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
     NlvrState *s = state;
-    (void)alpha;
     tl_extra_begin_step(&s->x);
+    tl_extra_ema(&s->x, m->cfg.momentum);  // layers and head; ft_train moved the tower's (h.momentum)
     if (b->B > s->cap_b) die("batch of %d exceeds the planned %d", b->B, s->cap_b);
     int32_t *lab = mallocCheck((size_t)b->B * sizeof(int32_t));
     size_t per = (size_t)3 * b->H * b->W;
@@ -234,7 +268,7 @@ static void nlvr_step(void *state, Model *m, const Batch *b, float alpha, Rng *r
                 die("task.train text %lld has no NLVR2 label (pack the data with `vlmae pack nlvr`)", (long long)texts[i]);
         }
     }
-    losses[0] = nlvr_train_pass(s, m, left, right, b, lab, rng);
+    losses[0] = nlvr_train_pass(s, m, left, right, b, lab, alpha, rng);
     free(lab);
     if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;
 }
@@ -258,6 +292,8 @@ static void nlvr_free(void *state) {
     tl_train_free(&s->tr);
     free(s->image2);
     s->image2 = NULL;
+    free(s->layers_m);  // views into the task parameters, which stay for the evaluation
+    s->layers_m = NULL;
 }
 
 static int nlvr_finetune_common(FtContext *cx, int ta) {
@@ -275,11 +311,13 @@ static int nlvr_finetune_common(FtContext *cx, int ta) {
         if (cx->R0) fprintf(stderr, "vlmae finetune: nlvr2_ta draws two hard negatives per caption: train.batch_size must be >= 3\n");
         return 2;
     }
+    s->distill = !ta && cx->rc.task.distill;
     g_nlvr = s;
     FtHooks h = {0};
     h.state = s;
     h.n_losses = 1;
     h.loss_names[0] = ta ? "ta" : "ce";
+    h.momentum = s->distill;  // EMA of the Model's tower before each step
     h.init = nlvr_init;
     h.step = nlvr_step;
     h.after_step = nlvr_after_step;
@@ -324,7 +362,7 @@ static int nlvr_eval_common(FtContext *cx, Model *m, const char *split, FtMetric
             break;
         }
         tl_infer_begin(&in);
-        Tensor *logits = nlvr_logits(&in.g, s, m, b.image, b.image2, b.ids, b.mask, n, T);
+        Tensor *logits = nlvr_logits(&in.g, s, m, 0, b.image, b.image2, b.ids, b.mask, n, T);
         for (int k = 0; k < n; k++) {
             int lab = tl_data_label(&d, b.text[k]);
             if (lab < 0 || lab >= NLVR_CLASSES) continue;

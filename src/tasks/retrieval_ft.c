@@ -1,7 +1,9 @@
 // retrieval_ft.c: the `retrieval` task — ALBEF's image-text retrieval fine-tuning (ITC with image
 // ids on the queue + momentum distillation, ITM with same-image-free hard negatives) and its
 // evaluation (ITC ranking, ITM re-scoring of the top k_test, TR/IR R@1/5/10; retrieval.h).
-// See retrieval_ft.h for the step.
+// See retrieval_ft.h for the step. task.distill: false (ft_train then passes alpha 0) is ALBEF's
+// distill False: the ITC targets are the positives alone; the momentum encoders still fill the
+// queues.
 #include "tasks/retrieval_ft.h"
 
 #include <math.h>

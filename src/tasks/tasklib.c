@@ -253,7 +253,53 @@ void tl_extra_alloc(TlExtra *x, uint64_t seed) {
 void tl_extra_free(TlExtra *x) {
     if (x->ready) adamw_free(&x->adam);
     params_free(&x->ps);
+    if (x->has_mo) params_free(&x->mps);
     memset(x, 0, sizeof(*x));
+}
+
+void tl_extra_momentum(TlExtra *x) {
+    if (x->has_mo) return;
+    params_init(&x->mps);
+    char name[160];
+    for (int i = 0; i < x->ps.count; i++) {
+        const ParamInfo *pi = &x->ps.p[i];
+        snprintf(name, sizeof(name), "m.%s", pi->name);
+        params_add(&x->mps, name, pi->ndim, pi->shape, 0);
+    }
+    params_alloc(&x->mps, 0);
+    memcpy(x->mps.data, x->ps.data, x->ps.total * sizeof(float));
+    x->has_mo = 1;
+}
+
+void tl_extra_ema(TlExtra *x, float mu) {
+    if (x->has_mo) ops_cpu.ema(x->mps.data, x->ps.data, x->ps.total, mu);
+}
+
+Tensor *tl_mo(const TlExtra *x, const Tensor *t) {
+    if (!x->has_mo) die("tl_mo: the task parameters have no momentum copies");
+    for (int i = 0; i < x->ps.count; i++)
+        if (x->ps.p[i].t == t) return x->mps.p[i].t;
+    die("tl_mo: a tensor that is not one of the task parameters");
+}
+
+Linear tl_mo_linear(const TlExtra *x, Linear l) { return (Linear){tl_mo(x, l.w), tl_mo(x, l.b)}; }
+
+Norm tl_mo_norm(const TlExtra *x, Norm n) { return (Norm){tl_mo(x, n.w), tl_mo(x, n.b)}; }
+
+static BertAttn mo_attn(const TlExtra *x, const BertAttn *a) {
+    return (BertAttn){tl_mo_linear(x, a->q), tl_mo_linear(x, a->k), tl_mo_linear(x, a->v), tl_mo_linear(x, a->o),
+                      tl_mo_norm(x, a->ln)};
+}
+
+BertLayer tl_mo_layer(const TlExtra *x, const BertLayer *l) {
+    BertLayer r;
+    memset(&r, 0, sizeof(r));
+    r.attn = mo_attn(x, &l->attn);
+    r.has_cross = l->has_cross;
+    if (l->has_cross) r.cross = mo_attn(x, &l->cross);
+    r.fc1 = tl_mo_linear(x, l->fc1), r.fc2 = tl_mo_linear(x, l->fc2);
+    r.ln = tl_mo_norm(x, l->ln);
+    return r;
 }
 
 void tl_extra_optim(TlExtra *x, const FtContext *cx, int64_t n_train_texts) {
@@ -303,6 +349,11 @@ int tl_extra_save(const TlExtra *x, const char *path, char *err, size_t errlen) 
     }
     if (x->ready) ft_blobs_add(&b, "adam_t", &x->adam.t, sizeof(x->adam.t));
     ft_blobs_add(&b, "step", &x->step, sizeof(x->step));
+    for (int i = 0; x->has_mo && i < x->mps.count; i++) {
+        const ParamInfo *pi = &x->mps.p[i];
+        snprintf(name, sizeof(name), "p:%s", pi->name);
+        ft_blobs_add(&b, name, x->mps.data + pi->offset, pi->n * sizeof(float));
+    }
     int rc = ft_blobs_write(&b, path, err, errlen);
     ft_blobs_free(&b);
     return rc;
@@ -314,6 +365,7 @@ int tl_extra_load(TlExtra *x, const char *path, int with_optim, int allow_missin
     if (ft_blobs_read(&b, path, err, errlen) != 0) return -1;
     int miss = 0, rc = 0;
     char name[160];
+    unsigned char *from_file = callocCheck((size_t)x->ps.count + 1, 1);  // online values read
     for (int i = 0; i < x->ps.count && rc == 0; i++) {
         const ParamInfo *pi = &x->ps.p[i];
         size_t n = 0;
@@ -334,6 +386,7 @@ int tl_extra_load(TlExtra *x, const char *path, int with_optim, int allow_missin
             break;
         }
         memcpy(x->ps.data + pi->offset, v, n);
+        from_file[i] = 1;
         if (with_optim && x->ready) {
             size_t nm = 0, nv = 0;
             snprintf(name, sizeof(name), "m:%s", pi->name);
@@ -346,6 +399,26 @@ int tl_extra_load(TlExtra *x, const char *path, int with_optim, int allow_missin
             }
         }
     }
+    for (int i = 0; rc == 0 && x->has_mo && i < x->mps.count; i++) {
+        const ParamInfo *pi = &x->mps.p[i];
+        size_t n = 0;
+        snprintf(name, sizeof(name), "p:%s", pi->name);
+        const void *v = ft_blobs_get(&b, name, &n);
+        if (v && n == pi->n * sizeof(float)) {
+            memcpy(x->mps.data + pi->offset, v, n);
+        } else if (v) {
+            snprintf(err, errlen, "%s: momentum copy %s has %zu values, the task expects %zu", path, pi->name,
+                     n / sizeof(float), pi->n);
+            rc = -1;
+        } else if (!allow_missing) {
+            snprintf(err, errlen,
+                     "%s: no momentum copy %s (a checkpoint of a run without momentum distillation: continue it "
+                     "with --set task.distill=false)", path, pi->name);
+            rc = -1;
+        } else if (from_file[i]) {
+            memcpy(x->mps.data + pi->offset, x->ps.data + x->ps.p[i].offset, pi->n * sizeof(float));
+        }
+    }
     if (rc == 0 && with_optim) {
         size_t n = 0;
         const void *t = ft_blobs_get(&b, "adam_t", &n);
@@ -353,6 +426,7 @@ int tl_extra_load(TlExtra *x, const char *path, int with_optim, int allow_missin
         const void *s = ft_blobs_get(&b, "step", &n);
         if (s && n == sizeof(int64_t)) memcpy(&x->step, s, n);
     }
+    free(from_file);
     ft_blobs_free(&b);
     if (missing) *missing = miss;
     return rc;
@@ -499,10 +573,30 @@ void tl_train_free(TlTrain *t) {
     arena_free(&t->arena);
 }
 
-Tensor *tl_encode_images(Graph *g, const Model *m, const float *images, int n) {
+Tensor *tl_encode_images(Graph *g, const Model *m, const Tower *tw, const float *images, int n) {
     const ModelConfig *c = &m->cfg;
     int N = model_num_patches(c), P = 3 * c->patch_size * c->patch_size;
     Tensor *patches = g_tensor2(g, n * N, P, 0);
     patchify_conv(images, n, c->image_size, c->patch_size, patches->data);
-    return vit_forward(g, m, &m->on, patches, NULL, n, N);
+    return vit_forward(g, m, tw, patches, NULL, n, N);
+}
+
+float tl_cls_train_pass(TlTrain *t, Rng *rng, TlLogitsFn logits_fn, void *ctx, const int32_t *labels,
+                        int distill, float alpha) {
+    tl_train_begin(t, rng);
+    Graph *g = &t->g;
+    Tensor *logits = logits_fn(g, ctx, 0);  // (B, K)
+    float *soft = NULL;
+    if (distill) {
+        int K = logits->shape[logits->ndim - 1], B = (int)(logits->n / (size_t)K);
+        soft = arena_alloc(g->arena, logits->n * sizeof(float));  // below the region: kept until backward
+        GraphScope sc = g_scope_begin(g);
+        Tensor *lt = logits_fn(g, ctx, 1);
+        g->ops->softmax_rows(soft, lt->data, B, K);
+        g_scope_end(g, sc);
+    }
+    Tensor *loss = g_xent(g, logits, labels, soft, alpha);
+    loss->grad[0] = 1.0f;
+    graph_backward(g);
+    return loss->data[0];
 }

@@ -9,7 +9,10 @@
 //             ft_train (finetune.h) optimises the Model's parameters only, so the task runs the
 //             same AdamW schedule on its own set from its after_step hook (the schedule is
 //             rebuilt exactly as ft_train builds it) and saves them in the checkpoint's .extra
-//             file (names, values, AdamW moments, step);
+//             file (names, values, AdamW moments, step). For ALBEF's momentum distillation the
+//             set can carry momentum copies (cls_head_m, text_decoder_m, ...): a second ParamSet
+//             of the same layout without gradients, named "m." + the online name, EMA'd by the
+//             task before each step and saved in the same .extra file;
 //   layers    BERT post-LN sub-layers with masks on both sides and causal self-attention (the
 //             answer decoder), embeddings, an MLP head with ReLU;
 //   TlInfer   a gradient-free graph on a private arena (evaluation).
@@ -76,6 +79,8 @@ void tl_rank_slice(const Dist *dist, int64_t n, int64_t *lo, int64_t *hi);
 
 typedef struct {
     ParamSet ps;
+    ParamSet mps;          // momentum copies of ps (same layout, "m." names, no gradients)
+    int has_mo;            // mps is allocated (tl_extra_momentum)
     AdamW adam;
     LrSchedule sched;
     int64_t step;          // training steps begun (the harness's step counter)
@@ -102,16 +107,34 @@ int tl_extra_grads_finite(const TlExtra *x);
 // The training step's update of the task parameters (ft_train's after_step): average the
 // gradients over ranks, AdamW at the schedule's lr of step x->cur.
 void tl_extra_update(TlExtra *x, const Dist *d);
-// Checkpoint .extra file: every parameter by name ("p:NAME"), AdamW moments and step.
+// Checkpoint .extra file: every parameter by name ("p:NAME"), AdamW moments and step; with
+// momentum copies also "p:m.NAME".
 int tl_extra_save(const TlExtra *x, const char *path, char *err, size_t errlen);
 // Loads what the file has for this set. with_optim: also the AdamW state and step (resume).
-// Missing parameters are an error unless allow_missing (then the count is returned in *missing).
+// Missing parameters are an error unless allow_missing (then the count of missing online ones
+// is returned in *missing). With momentum copies: a missing copy is an error unless
+// allow_missing, when it becomes a copy of its online parameter if the file had that one (the
+// teacher starts as the student it came with, ALBEF's copy_params) and stays as it was if not.
+// A file with copies loads into a set without them (vlmae eval): they are ignored.
 int tl_extra_load(TlExtra *x, const char *path, int with_optim, int allow_missing, int *missing,
                   char *err, size_t errlen);
 // finetune --init CKPT: task parameters found in CKPT.extra (the checkpoint of an earlier
-// fine-tuning of this task, or of a stage before it) replace the fresh ones; says so on rank 0.
+// fine-tuning of this task, or of a stage before it) replace the fresh ones (momentum copies as
+// tl_extra_load with allow_missing); says so on rank 0.
 // Returns how many were loaded (0 without an .extra file), or -1 after printing an error.
 int tl_extra_from_init(TlExtra *x, const FtContext *cx, const char *task);
+// Momentum copies (after tl_extra_alloc and the task's own initialisation of the values):
+// allocates mps with the layout of ps and copies the values (ALBEF's copy_params).
+void tl_extra_momentum(TlExtra *x);
+// mps <- mu * mps + (1 - mu) * ps (ALBEF's _momentum_update; the task calls it at the start of
+// its step, before the teacher's forward, as ft_train does for the Model's tower).
+void tl_extra_ema(TlExtra *x, float mu);
+// The momentum copy of online parameter t of x (a registered tensor; dies otherwise), and of
+// modules built from them (shared tensors stay shared: NLVR2's key/value projections).
+Tensor *tl_mo(const TlExtra *x, const Tensor *t);
+Linear tl_mo_linear(const TlExtra *x, Linear l);
+Norm tl_mo_norm(const TlExtra *x, Norm n);
+BertLayer tl_mo_layer(const TlExtra *x, const BertLayer *l);  // attention, cross if any, FFN
 void tl_copy(Tensor *dst, const Tensor *src);  // same number of values (dies otherwise)
 void tl_copy_attn(BertAttn *dst, const BertAttn *src, int with_kv);
 void tl_copy_ffn(BertLayer *dst, const BertLayer *src);
@@ -156,7 +179,21 @@ void tl_train_begin(TlTrain *t, Rng *rng);  // reset; dropout masks from rng
 void tl_train_end(TlTrain *t);              // after the planning step: fix the arena size
 void tl_train_free(TlTrain *t);
 
-// Image encoder on n images (n, 3, S, S) -> (n*(1+N), C), all patches.
-Tensor *tl_encode_images(Graph *g, const Model *m, const float *images, int n);
+// Logits (B, K) of the training batch in ctx from the online model (teacher 0) or from its
+// momentum copies (teacher 1: the Model's tower m->mo and the task's momentum parameters).
+typedef Tensor *(*TlLogitsFn)(Graph *g, void *ctx, int teacher);
+// One training pass of a classification task (ve, nlvr2): logits, loss, backward; returns the
+// loss. distill: ALBEF's momentum distillation, loss = (1 - alpha) CE(labels) + alpha x the
+// cross-entropy against softmax(teacher logits) (model_ve.py / model_nlvr.py). The teacher runs
+// after the student's forward, so the student's dropout masks do not depend on it, in a no-grad
+// region whose memory is released (only its softmax is kept for the backward), with dropout
+// as the student's (ALBEF's momentum modules train in train mode too); at alpha 0 the loss and
+// gradients equal those of distill 0 bit for bit.
+float tl_cls_train_pass(TlTrain *t, Rng *rng, TlLogitsFn logits, void *ctx, const int32_t *labels,
+                        int distill, float alpha);
+
+// Image encoder of tower tw (m->on or m->mo) on n images (n, 3, S, S) -> (n*(1+N), C), all
+// patches.
+Tensor *tl_encode_images(Graph *g, const Model *m, const Tower *tw, const float *images, int n);
 
 #endif

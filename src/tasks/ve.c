@@ -3,8 +3,15 @@
 // entailment / neutral / contradiction (labels 2 / 1 / 0 as ALBEF's ve_dataset, from the shards'
 // /texts/label written by `vlmae pack ve`); evaluation: accuracy.
 //
-// Not reproduced: ALBEF's momentum distillation in fine-tuning (distill: True; a momentum copy of
-// the whole model and head whose soft predictions are mixed into the targets with weight alpha).
+// Momentum distillation (ALBEF's models/model_ve.py, configs/VE.yaml: distill True, alpha 0.4,
+// warm_up False; task.distill, train.alpha, train.alpha_ramp here): the image encoder, the text
+// encoder + fusion layers and the head have momentum copies (visual_encoder_m, text_encoder_m,
+// cls_head_m). The encoders' copies are the Model's momentum tower, as loaded from the checkpoint
+// (VE.py loads the pre-trained *_m weights); the head's starts as a copy of the fresh head
+// (copy_params). Before each step every copy moves by EMA (model.momentum, 0.995), then
+// loss = (1 - alpha) CE(label) + alpha x cross-entropy against the softmax of the momentum
+// model's logits. The logged "ce" is that mixed loss (ALBEF logs it too). task.distill: false
+// trains with plain cross-entropy and no momentum copies.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +28,8 @@ typedef struct {
     FtContext *cx;
     TlExtra x;
     Linear fc1, fc2;
+    Linear fc1_m, fc2_m;    // momentum copies (distill)
+    int distill;            // task.distill (finetune only; evaluation needs no teacher)
     int registered;
     TlData train;
     int have_train;
@@ -38,27 +47,34 @@ static void ve_register(VeState *s, const Model *m, uint64_t seed) {
     s->registered = 1;
 }
 
-// (B, 3) logits of B (image, text) pairs.
-static Tensor *ve_logits(Graph *g, VeState *s, const Model *m, const float *images, const int32_t *ids,
-                         const int32_t *mask, int B, int T) {
+// (B, 3) logits of B (image, text) pairs: online (teacher 0) or momentum model (teacher 1).
+static Tensor *ve_logits(Graph *g, const VeState *s, const Model *m, int teacher, const float *images,
+                         const int32_t *ids, const int32_t *mask, int B, int T) {
     const ModelConfig *c = &m->cfg;
+    const Tower *tw = teacher ? &m->mo : &m->on;
     int N = model_num_patches(c), Ct = c->text_width;
     float *tmask = arena_alloc(g->arena, (size_t)B * T * sizeof(float));
     tl_additive_mask(mask, (size_t)B * T, tmask);
-    Tensor *v = tl_encode_images(g, m, images, B);
-    Tensor *w = bert_text(g, m, &m->on, ids, tmask, B, T);
-    Tensor *f = bert_fusion(g, m, &m->on, w, tmask, v, B, T, 1 + N);
-    return tl_mlp_head(g, &s->fc1, &s->fc2, tl_rows(g, f, B, T, Ct));
+    Tensor *v = tl_encode_images(g, m, tw, images, B);
+    Tensor *w = bert_text(g, m, tw, ids, tmask, B, T);
+    Tensor *f = bert_fusion(g, m, tw, w, tmask, v, B, T, 1 + N);
+    return tl_mlp_head(g, teacher ? &s->fc1_m : &s->fc1, teacher ? &s->fc2_m : &s->fc2, tl_rows(g, f, B, T, Ct));
 }
 
-static float ve_train_pass(VeState *s, Model *m, const Batch *b, const int32_t *labels, Rng *rng) {
-    tl_train_begin(&s->tr, rng);
-    Graph *g = &s->tr.g;
-    Tensor *logits = ve_logits(g, s, m, b->image, b->text_ids, b->text_mask, b->B, b->T);
-    Tensor *loss = g_xent(g, logits, labels, NULL, 0.0f);
-    loss->grad[0] = 1.0f;
-    graph_backward(g);
-    return loss->data[0];
+typedef struct {
+    const VeState *s;
+    const Model *m;
+    const Batch *b;
+} VePass;
+
+static Tensor *ve_pass_logits(Graph *g, void *ctx, int teacher) {
+    const VePass *p = ctx;
+    return ve_logits(g, p->s, p->m, teacher, p->b->image, p->b->text_ids, p->b->text_mask, p->b->B, p->b->T);
+}
+
+static float ve_train_pass(VeState *s, Model *m, const Batch *b, const int32_t *labels, float alpha, Rng *rng) {
+    VePass p = {s, m, b};
+    return tl_cls_train_pass(&s->tr, rng, ve_pass_logits, &p, labels, s->distill, alpha);
 }
 
 // ---- ft_train hooks
@@ -68,6 +84,10 @@ static void ve_ensure(VeState *s, const Model *m, FtContext *cx);
 static void ve_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     VeState *s = state;
     ve_ensure(s, m, cx);
+    if (s->distill) {  // cls_head_m = cls_head (copy_params); the towers' copies are the Model's
+        tl_extra_momentum(&s->x);
+        s->fc1_m = tl_mo_linear(&s->x, s->fc1), s->fc2_m = tl_mo_linear(&s->x, s->fc2);
+    }
     tl_extra_optim(&s->x, cx, s->train.n_texts);
     if (tl_extra_from_init(&s->x, cx, "ve") < 0) dist_abort(&cx->d, 2);
     tl_train_init(&s->tr);
@@ -75,7 +95,7 @@ static void ve_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     Rng r;
     rng_seed(&r, 1);
     tl_extra_begin_step(&s->x);
-    ve_train_pass(s, m, shape, lab, &r);  // planning: sizes the arena
+    ve_train_pass(s, m, shape, lab, 0.0f, &r);  // planning: sizes the arena (the teacher too)
     tl_train_end(&s->tr);
     free(lab);
     params_zero_grad(&s->x.ps);
@@ -84,8 +104,8 @@ static void ve_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
 
 static void ve_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
     VeState *s = state;
-    (void)alpha;
     tl_extra_begin_step(&s->x);
+    tl_extra_ema(&s->x, m->cfg.momentum);  // the head's copy; ft_train moved the towers' (h.momentum)
     const int64_t *texts = loader_batch_texts(b);
     int32_t lab[4096];
     if (b->B > 4096) die("batch of %d exceeds 4096", b->B);
@@ -94,7 +114,7 @@ static void ve_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng
         if (lab[i] < 0 || lab[i] >= VE_CLASSES)
             die("task.train text %lld has no SNLI-VE label (pack the data with `vlmae pack ve`)", (long long)texts[i]);
     }
-    losses[0] = ve_train_pass(s, m, b, lab, rng);
+    losses[0] = ve_train_pass(s, m, b, lab, alpha, rng);
     if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;  // the harness skips / stops on it
 }
 
@@ -129,11 +149,13 @@ static int ve_finetune(FtContext *cx) {
         return 2;
     }
     s->have_train = 1;
+    s->distill = cx->rc.task.distill;
     g_ve = s;
     FtHooks h = {0};
     h.state = s;
     h.n_losses = 1;
     h.loss_names[0] = "ce";
+    h.momentum = s->distill;  // EMA of the Model's tower before each step
     h.init = ve_init;  // registers the head (it needs the model's widths)
     h.step = ve_step;
     h.after_step = ve_after_step;
@@ -180,7 +202,7 @@ static int ve_eval(FtContext *cx, Model *m, const char *split, int64_t step, FtM
             break;
         }
         tl_infer_begin(&in);
-        Tensor *logits = ve_logits(&in.g, s, m, b.image, b.ids, b.mask, n, T);
+        Tensor *logits = ve_logits(&in.g, s, m, 0, b.image, b.ids, b.mask, n, T);
         for (int k = 0; k < n; k++) {
             int lab = tl_data_label(&d, b.text[k]);
             if (lab < 0 || lab >= VE_CLASSES) continue;

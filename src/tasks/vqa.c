@@ -25,7 +25,18 @@
 // evaluation server's format; the id is a JSON number when it is an integer). Questions with
 // ground truth (val, or a test split with answers) are scored with vqa_accuracy (vqa.h).
 //
-// Not reproduced: ALBEF's momentum distillation (distill: True) while fine-tuning.
+// Momentum distillation (ALBEF's models/model_vqa.py, configs/VQA.yaml: distill True, alpha 0.4,
+// warm_up True; task.distill, train.alpha, train.alpha_ramp here): the image encoder, the text
+// encoder + fusion layers and the answer decoder have momentum copies (visual_encoder_m,
+// text_encoder_m, text_decoder_m). The encoders' copies are the Model's momentum tower as loaded
+// from the checkpoint; the decoder's copy starts from that tower as the decoder starts from the
+// online one (VQA.py maps text_encoder_m.* onto text_decoder_m.* like text_encoder.* onto
+// text_decoder.*). Before each step every copy moves by EMA (model.momentum, 0.995); the momentum
+// model then decodes the same answers from its own question states, and each answer token's loss
+// becomes (1 - alpha) CE(token) + alpha x cross-entropy against the softmax of the momentum
+// decoder's logits at that position (xbert's BertLMHeadModel with soft_labels), summed and
+// weighted as above; alpha ramps up from 0 over the first epoch. The logged "answer" is that
+// mixed loss. task.distill: false trains the plain weighted answer loss.
 #include "tasks/vqa.h"
 
 #include <ctype.h>
@@ -136,9 +147,8 @@ int vqa_rerank(const float *p_first, const float *seq_loss, int k) {
 // =============================================================================================
 // The model
 
+// The answer decoder (its online parameters, or views of their momentum copies).
 typedef struct {
-    FtContext *cx;
-    TlExtra x;
     Tensor *word, *position, *type;
     Norm emb_ln;
     BertLayer *layers;
@@ -146,6 +156,14 @@ typedef struct {
     Linear lm_dense;
     Norm lm_ln;
     Tensor *lm_bias;
+} VqaDecoder;
+
+typedef struct {
+    FtContext *cx;
+    TlExtra x;
+    VqaDecoder dec;
+    VqaDecoder dec_m;         // momentum copy (distill)
+    int distill;              // task.distill (finetune only; evaluation needs no teacher)
     int registered;
     int cross_fresh;          // vision_width != text_width: cross k/v started fresh
     int TA;                   // answer length in tokens ([CLS] answer [SEP], padded)
@@ -157,19 +175,36 @@ typedef struct {
 
 static VqaState *g_vqa;
 
+// The decoder's values from a tower of the pre-trained model (VQA.py's mapping): text
+// embeddings, fusion layers (cross-attention keys/values unless they start fresh), MLM head.
+static void vqa_decoder_from(VqaDecoder *d, const Tower *t, const ModelConfig *c, int cross_fresh) {
+    tl_copy(d->word, t->word), tl_copy(d->position, t->position), tl_copy(d->type, t->token_type);
+    tl_copy(d->emb_ln.w, t->emb_ln.w), tl_copy(d->emb_ln.b, t->emb_ln.b);
+    for (int l = 0; l < d->n_layers; l++) {
+        const BertLayer *src = &t->bert[c->text_layers + l];
+        tl_copy_attn(&d->layers[l].attn, &src->attn, 1);
+        tl_copy_attn(&d->layers[l].cross, &src->cross, !cross_fresh);
+        tl_copy_ffn(&d->layers[l], src);
+    }
+    tl_copy(d->lm_dense.w, t->mlm_dense.w), tl_copy(d->lm_dense.b, t->mlm_dense.b);
+    tl_copy(d->lm_ln.w, t->mlm_ln.w), tl_copy(d->lm_ln.b, t->mlm_ln.b);
+    tl_copy(d->lm_bias, t->mlm_bias);
+}
+
 static void vqa_register(VqaState *s, const Model *m, uint64_t seed) {
     const ModelConfig *c = &m->cfg;
     int Ct = c->text_width, V = c->vocab_size, L = c->fusion_layers;
+    VqaDecoder *d = &s->dec;
     tl_extra_init(&s->x);
-    s->word = params_add2(&s->x.ps, "vqa.dec.embeddings.word", V, Ct, 1);
-    s->position = params_add2(&s->x.ps, "vqa.dec.embeddings.position", c->max_text_len, Ct, 1);
-    s->type = params_add2(&s->x.ps, "vqa.dec.embeddings.token_type", 2, Ct, 1);
-    s->emb_ln = tl_reg_norm(&s->x, "vqa.dec.embeddings.", "ln", Ct);
-    s->n_layers = L;
-    s->layers = callocCheck((size_t)L, sizeof(BertLayer));
+    d->word = params_add2(&s->x.ps, "vqa.dec.embeddings.word", V, Ct, 1);
+    d->position = params_add2(&s->x.ps, "vqa.dec.embeddings.position", c->max_text_len, Ct, 1);
+    d->type = params_add2(&s->x.ps, "vqa.dec.embeddings.token_type", 2, Ct, 1);
+    d->emb_ln = tl_reg_norm(&s->x, "vqa.dec.embeddings.", "ln", Ct);
+    d->n_layers = L;
+    d->layers = callocCheck((size_t)L, sizeof(BertLayer));
     char p[128];
     for (int l = 0; l < L; l++) {
-        BertLayer *bl = &s->layers[l];
+        BertLayer *bl = &d->layers[l];
         snprintf(p, sizeof(p), "vqa.dec.layers.%d.attn.", l);
         bl->attn = tl_reg_attn(&s->x, p, Ct, Ct, NULL);
         snprintf(p, sizeof(p), "vqa.dec.layers.%d.cross.", l);
@@ -178,43 +213,47 @@ static void vqa_register(VqaState *s, const Model *m, uint64_t seed) {
         snprintf(p, sizeof(p), "vqa.dec.layers.%d.ffn.", l);
         tl_reg_ffn(&s->x, bl, p, Ct, c->text_mlp);
     }
-    s->lm_dense = tl_reg_linear(&s->x, "vqa.dec.lm.", "dense", Ct, Ct);
-    s->lm_ln = tl_reg_norm(&s->x, "vqa.dec.lm.", "ln", Ct);
-    s->lm_bias = params_add1(&s->x.ps, "vqa.dec.lm.bias", V, 0);
+    d->lm_dense = tl_reg_linear(&s->x, "vqa.dec.lm.", "dense", Ct, Ct);
+    d->lm_ln = tl_reg_norm(&s->x, "vqa.dec.lm.", "ln", Ct);
+    d->lm_bias = params_add1(&s->x.ps, "vqa.dec.lm.bias", V, 0);
     tl_extra_alloc(&s->x, seed);
-    // From the pre-trained model (VQA.py): text embeddings, fusion layers, MLM head.
-    const Tower *t = &m->on;
-    tl_copy(s->word, t->word), tl_copy(s->position, t->position), tl_copy(s->type, t->token_type);
-    tl_copy(s->emb_ln.w, t->emb_ln.w), tl_copy(s->emb_ln.b, t->emb_ln.b);
     s->cross_fresh = c->vision_width != c->text_width;
-    for (int l = 0; l < L; l++) {
-        const BertLayer *src = &t->bert[c->text_layers + l];
-        tl_copy_attn(&s->layers[l].attn, &src->attn, 1);
-        tl_copy_attn(&s->layers[l].cross, &src->cross, !s->cross_fresh);
-        tl_copy_ffn(&s->layers[l], src);
-    }
-    tl_copy(s->lm_dense.w, t->mlm_dense.w), tl_copy(s->lm_dense.b, t->mlm_dense.b);
-    tl_copy(s->lm_ln.w, t->mlm_ln.w), tl_copy(s->lm_ln.b, t->mlm_ln.b);
-    tl_copy(s->lm_bias, t->mlm_bias);
+    vqa_decoder_from(d, &m->on, c, s->cross_fresh);
     s->registered = 1;
 }
 
-// Question states (B*T, Ct): text encoder + fusion with the image.
-static Tensor *vqa_question(Graph *g, const Model *m, const float *images, const int32_t *ids, const float *tmask,
-                            int B, int T) {
-    int N = model_num_patches(&m->cfg);
-    Tensor *v = tl_encode_images(g, m, images, B);
-    Tensor *w = bert_text(g, m, &m->on, ids, tmask, B, T);
-    return bert_fusion(g, m, &m->on, w, tmask, v, B, T, 1 + N);
+// The momentum decoder (distill): views of the momentum copies, started as a copy of the online
+// decoder (so fresh cross-attention keys/values match) and then from the momentum tower.
+static void vqa_register_momentum(VqaState *s, const Model *m) {
+    const VqaDecoder *d = &s->dec;
+    VqaDecoder *e = &s->dec_m;
+    tl_extra_momentum(&s->x);
+    e->word = tl_mo(&s->x, d->word), e->position = tl_mo(&s->x, d->position), e->type = tl_mo(&s->x, d->type);
+    e->emb_ln = tl_mo_norm(&s->x, d->emb_ln);
+    e->n_layers = d->n_layers;
+    e->layers = callocCheck((size_t)d->n_layers, sizeof(BertLayer));
+    for (int l = 0; l < d->n_layers; l++) e->layers[l] = tl_mo_layer(&s->x, &d->layers[l]);
+    e->lm_dense = tl_mo_linear(&s->x, d->lm_dense), e->lm_ln = tl_mo_norm(&s->x, d->lm_ln);
+    e->lm_bias = tl_mo(&s->x, d->lm_bias);
+    vqa_decoder_from(e, &m->mo, &m->cfg, s->cross_fresh);
 }
 
-// Decoder over answers ids (R, TA) with key mask amask (R, TA) (additive), cross-attending to
+// Question states (B*T, Ct) by tower tw: text encoder + fusion with the image.
+static Tensor *vqa_question(Graph *g, const Model *m, const Tower *tw, const float *images, const int32_t *ids,
+                            const float *tmask, int B, int T) {
+    int N = model_num_patches(&m->cfg);
+    Tensor *v = tl_encode_images(g, m, tw, images, B);
+    Tensor *w = bert_text(g, m, tw, ids, tmask, B, T);
+    return bert_fusion(g, m, tw, w, tmask, v, B, T, 1 + N);
+}
+
+// Decoder d over answers ids (R, TA) with key mask amask (R, TA) (additive), cross-attending to
 // question states qs (R*T, Ct) with mask qmask (R, T). -> (R*TA, Ct)
-static Tensor *vqa_decode(Graph *g, const VqaState *s, const ModelConfig *c, const int32_t *ids, const float *amask,
+static Tensor *vqa_decode(Graph *g, const VqaDecoder *d, const ModelConfig *c, const int32_t *ids, const float *amask,
                           Tensor *qs, const float *qmask, int R, int TA, int T) {
-    Tensor *x = tl_embed(g, c, s->word, s->position, s->type, &s->emb_ln, ids, R, TA);
-    for (int l = 0; l < s->n_layers; l++) {
-        const BertLayer *bl = &s->layers[l];
+    Tensor *x = tl_embed(g, c, d->word, d->position, d->type, &d->emb_ln, ids, R, TA);
+    for (int l = 0; l < d->n_layers; l++) {
+        const BertLayer *bl = &d->layers[l];
         x = tl_attn(g, c, &bl->attn, x, x, amask, R, TA, TA, 1);
         x = tl_attn(g, c, &bl->cross, x, qs, qmask, R, TA, T, 0);
         x = tl_ffn(g, c, bl, x);
@@ -222,10 +261,10 @@ static Tensor *vqa_decode(Graph *g, const VqaState *s, const ModelConfig *c, con
     return x;
 }
 
-static Tensor *vqa_lm(Graph *g, const VqaState *s, const ModelConfig *c, Tensor *h) {
-    h = g_gelu(g, g_linear(g, h, s->lm_dense.w, s->lm_dense.b));
-    h = g_layernorm(g, h, s->lm_ln.w, s->lm_ln.b, c->text_ln_eps);
-    return g_linear(g, h, s->word, s->lm_bias);  // tied to the decoder's word embeddings
+static Tensor *vqa_lm(Graph *g, const VqaDecoder *d, const ModelConfig *c, Tensor *h) {
+    h = g_gelu(g, g_linear(g, h, d->lm_dense.w, d->lm_dense.b));
+    h = g_layernorm(g, h, d->lm_ln.w, d->lm_ln.b, c->text_ln_eps);
+    return g_linear(g, h, d->word, d->lm_bias);  // tied to the decoder's word embeddings
 }
 
 // "[CLS] answer [SEP]" padded to TA (ALBEF: tokenizer(answer + '[SEP]')).
@@ -243,10 +282,10 @@ static int vqa_answer_len(const Tokenizer *tok, const char *answer) {
 }
 
 // One training pass on B questions; answers of question b are ans[b]. plan: every answer of
-// length TA with its own weight (the arena's worst case).
-static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnswers *ans, Rng *rng) {
+// length TA with its own weight (the arena's worst case). alpha: the distillation weight.
+static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnswers *ans, float alpha, Rng *rng) {
     const ModelConfig *c = &m->cfg;
-    int B = b->B, T = b->T, TA = s->TA, Ct = c->text_width;
+    int B = b->B, T = b->T, TA = s->TA, Ct = c->text_width, V = c->vocab_size;
     tl_train_begin(&s->tr, rng);
     Graph *g = &s->tr.g;
     Arena *A = &s->tr.arena;
@@ -270,9 +309,21 @@ static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnsw
     float *qmask = arena_alloc(A, (size_t)R * T * sizeof(float));
     for (int i = 0; i < R; i++) memcpy(qmask + (size_t)i * T, tmask + (size_t)qidx[i] * T, (size_t)T * sizeof(float));
 
-    Tensor *qs = vqa_question(g, m, b->image, b->text_ids, tmask, B, T);
+    Tensor *qs = vqa_question(g, m, &m->on, b->image, b->text_ids, tmask, B, T);
     Tensor *qrep = g_gather_rows(g, qs, T * Ct, qidx, R);
-    Tensor *x = vqa_decode(g, s, c, aids, amask, qrep, qmask, R, TA, T);
+    Tensor *x = vqa_decode(g, &s->dec, c, aids, amask, qrep, qmask, R, TA, T);  // (R*TA, Ct)
+
+    // The momentum model's decoder states of the same answers, from its own question states (no
+    // gradient; after the student's forward, so its dropout masks do not depend on distill).
+    Tensor *x_m = NULL;
+    if (s->distill) {
+        x_m = g_tensor2(g, R * TA, Ct, 0);
+        GraphScope sc = g_scope_begin(g);
+        Tensor *qs_m = vqa_question(g, m, &m->mo, b->image, b->text_ids, tmask, B, T);
+        Tensor *y = vqa_decode(g, &s->dec_m, c, aids, amask, g_gather_rows(g, qs_m, T * Ct, qidx, R), qmask, R, TA, T);
+        memcpy(x_m->data, y->data, x_m->n * sizeof(float));
+        g_scope_end(g, sc);
+    }
 
     // Targets: position i predicts token i+1 (not padding). Rows grouped by their answer's
     // weight: one cross-entropy per group, its gradient seeded with weight x rows / B, so the
@@ -290,8 +341,16 @@ static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnsw
                 if (amk[(size_t)r1 * TA + i + 1]) pos[n] = r1 * TA + i, lab[n++] = aids[(size_t)r1 * TA + i + 1];
         }
         if (n == 0) continue;
-        Tensor *logits = vqa_lm(g, s, c, g_gather_rows(g, x, Ct, pos, n));
-        Tensor *l = g_xent(g, logits, lab, NULL, 0.0f);
+        Tensor *logits = vqa_lm(g, &s->dec, c, g_gather_rows(g, x, Ct, pos, n));  // (n, V)
+        float *soft = NULL;  // distill: softmax of the momentum decoder's logits, kept until backward
+        if (x_m) {
+            soft = arena_alloc(A, (size_t)n * V * sizeof(float));
+            GraphScope sc = g_scope_begin(g);
+            Tensor *lm = vqa_lm(g, &s->dec_m, c, g_gather_rows(g, x_m, Ct, pos, n));
+            g->ops->softmax_rows(soft, lm->data, n, V);
+            g_scope_end(g, sc);
+        }
+        Tensor *l = g_xent(g, logits, lab, soft, alpha);  // per token (1-alpha) CE + alpha soft CE
         float seed = w[r0] * (float)n / (float)B;
         if (l->grad) l->grad[0] = seed;
         total += (double)seed * l->data[0];
@@ -330,6 +389,7 @@ static void vqa_scan_train(VqaState *s, const FtContext *cx) {
 static void vqa_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     VqaState *s = state;
     vqa_ensure(s, m, cx);
+    if (s->distill) vqa_register_momentum(s, m);
     tl_extra_optim(&s->x, cx, s->train.n_texts);
     if (tl_extra_from_init(&s->x, cx, "vqa") < 0) dist_abort(&cx->d, 2);
     vqa_scan_train(s, cx);
@@ -354,7 +414,7 @@ static void vqa_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     Rng r;
     rng_seed(&r, 1);
     tl_extra_begin_step(&s->x);
-    vqa_train_pass(s, m, shape, ans, &r);
+    vqa_train_pass(s, m, shape, ans, 0.0f, &r);  // (the teacher too)
     tl_train_end(&s->tr);
     free(ans);
     params_zero_grad(&s->x.ps);
@@ -363,8 +423,8 @@ static void vqa_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
 
 static void vqa_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
     VqaState *s = state;
-    (void)alpha;
     tl_extra_begin_step(&s->x);
+    tl_extra_ema(&s->x, m->cfg.momentum);  // the decoder's copy; ft_train moved the tower's (h.momentum)
     const int64_t *texts = loader_batch_texts(b);
     VqaAnswers *ans = mallocCheck((size_t)b->B * sizeof(VqaAnswers));
     for (int q = 0; q < b->B; q++) {
@@ -373,7 +433,7 @@ static void vqa_step(void *state, Model *m, const Batch *b, float alpha, Rng *rn
                 (long long)texts[q]);
         if (ans[q].n > s->kmax) ans[q].n = s->kmax;
     }
-    losses[0] = vqa_train_pass(s, m, b, ans, rng);
+    losses[0] = vqa_train_pass(s, m, b, ans, alpha, rng);
     free(ans);
     if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;
 }
@@ -395,6 +455,8 @@ static void vqa_free(void *state) {
     VqaState *s = state;
     if (s->have_train) tl_data_close(&s->train);
     tl_train_free(&s->tr);
+    free(s->dec_m.layers);  // views into the task parameters, which stay for the evaluation
+    s->dec_m.layers = NULL;
 }
 
 static int vqa_finetune(FtContext *cx) {
@@ -406,11 +468,13 @@ static int vqa_finetune(FtContext *cx) {
         return 2;
     }
     s->have_train = 1;
+    s->distill = cx->rc.task.distill;
     g_vqa = s;
     FtHooks h = {0};
     h.state = s;
     h.n_losses = 1;
     h.loss_names[0] = "answer";
+    h.momentum = s->distill;  // EMA of the Model's tower before each step
     h.init = vqa_init;
     h.step = vqa_step;
     h.after_step = vqa_after_step;
@@ -543,11 +607,11 @@ static int vqa_eval(FtContext *cx, Model *m, const char *split, int64_t step, Ft
         Graph *g = &iq.g;
         float *tmask = arena_alloc(&iq.arena, (size_t)n * T * sizeof(float));
         tl_additive_mask(b.mask, (size_t)n * T, tmask);
-        Tensor *qs = vqa_question(g, m, b.image, b.ids, tmask, n, T);
+        Tensor *qs = vqa_question(g, m, &m->on, b.image, b.ids, tmask, n, T);
         int32_t *start = arena_alloc(&iq.arena, (size_t)n * sizeof(int32_t));
         for (int q = 0; q < n; q++) start[q] = al.ids[0];  // [CLS]
-        Tensor *x0 = vqa_decode(g, s, c, start, NULL, qs, tmask, n, 1, T);
-        Tensor *l0 = vqa_lm(g, s, c, x0);  // (n, V)
+        Tensor *x0 = vqa_decode(g, &s->dec, c, start, NULL, qs, tmask, n, 1, T);
+        Tensor *l0 = vqa_lm(g, &s->dec, c, x0);  // (n, V)
         float *prob = arena_alloc(&iq.arena, (size_t)n * V * sizeof(float));
         g->ops->softmax_rows(prob, l0->data, n, V);
         for (int q = 0; q < n; q++) {
@@ -567,14 +631,14 @@ static int vqa_eval(FtContext *cx, Model *m, const char *split, int64_t step, Ft
             Tensor *qrep = g_tensor2(ga, k * T, Ct, 0);
             for (int r = 0; r < k; r++)
                 memcpy(qrep->data + (size_t)r * T * Ct, qs->data + (size_t)q * T * Ct, (size_t)T * Ct * sizeof(float));
-            Tensor *xa = vqa_decode(ga, s, c, cand_ids, amask, qrep, qmask, k, TA, T);
+            Tensor *xa = vqa_decode(ga, &s->dec, c, cand_ids, amask, qrep, qmask, k, TA, T);
             // Position 0 ([CLS]) sees the same input as the first step: its cross-entropy is
             // -log p_first, known; the LM head runs on positions 1 .. TA-2 only.
             int W = TA - 2;
             int32_t *rows = arena_alloc(&ia.arena, (size_t)k * W * sizeof(int32_t));
             for (int r = 0; r < k; r++)
                 for (int i = 0; i < W; i++) rows[r * W + i] = r * TA + 1 + i;
-            Tensor *la = vqa_lm(ga, s, c, g_gather_rows(ga, xa, Ct, rows, k * W));  // (k*W, V)
+            Tensor *la = vqa_lm(ga, &s->dec, c, g_gather_rows(ga, xa, Ct, rows, k * W));  // (k*W, V)
 #pragma omp parallel for schedule(static)
             for (int r = 0; r < k; r++) {
                 double loss = -log(fmax((double)ptop[r], 1e-30));
