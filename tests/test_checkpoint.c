@@ -24,20 +24,11 @@
 #include "model.h"
 #include "optim.h"
 
-static int n_failed = 0;
+#include "check.h"
+
 static char dir[256];
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            n_failed++;                                                    \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
 
-static void ok(const char *what) { printf("%s %s\n", n_failed ? "(after failures)" : "ok", what); }
 
 static void tiny_config(ModelConfig *c) {
     model_config_tiny(c);
@@ -138,12 +129,7 @@ static long long chunk_addr(const char *path, const char *name) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/vlmae-ckpt-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (make_temp_dir(dir, sizeof(dir), "vlmae-ckpt-XXXXXX") != 0) return 1;
     ModelConfig cfg;
     tiny_config(&cfg);
     char err[2048], p10[512], p20[512], p30[512], path[600];
@@ -156,7 +142,7 @@ int main(void) {
     AdamW oa, ob;
     make_state(&a, &oa, &cfg, 1);
     make_state(&b, &ob, &cfg, 2);
-    CHECK(!states_equal(&a, &oa, &b, &ob), "the two states should differ before loading");
+    CHECKF(!states_equal(&a, &oa, &b, &ob), "the two states should differ before loading");
     size_t ylen = 100000;  // over HDF5's 64 KiB compact-attribute limit
     char *yaml = malloc(ylen + 1);
     for (size_t i = 0; i < ylen; i++) yaml[i] = "model:\n  width: 768 # é\n"[i % 26];
@@ -164,27 +150,27 @@ int main(void) {
     CheckpointMeta meta = {.step = 10, .epoch = 2, .epoch_step = 3, .seed = 0xfedcba9876543210ull, .world_size = 8,
                            .config_yaml = yaml};
     int rc = checkpoint_save(p10, &a, &oa, &meta, err, sizeof(err));
-    CHECK(rc == 0, "save: %s", err);
+    CHECKF(rc == 0, "save: %s", err);
     strcpy(path, p10);
     strcat(path, ".tmp");
-    CHECK(!exists(path), "no .tmp left after a save");
+    CHECKF(!exists(path), "no .tmp left after a save");
     CheckpointMeta got = {0};
     rc = checkpoint_load(p10, &b, &ob, &got, err, sizeof(err));
-    CHECK(rc == 0, "load: %s", err);
-    CHECK(states_equal(&a, &oa, &b, &ob), "round trip is not bit-exact");
-    CHECK(got.step == 10 && got.epoch == 2 && got.epoch_step == 3 && got.seed == 0xfedcba9876543210ull &&
+    CHECKF(rc == 0, "load: %s", err);
+    CHECKF(states_equal(&a, &oa, &b, &ob), "round trip is not bit-exact");
+    CHECKF(got.step == 10 && got.epoch == 2 && got.epoch_step == 3 && got.seed == 0xfedcba9876543210ull &&
               got.world_size == 8, "meta: step %lld epoch %lld epoch_step %lld ws %d", (long long)got.step,
-          (long long)got.epoch, (long long)got.epoch_step, got.world_size);
-    CHECK(got.config_yaml && strcmp(got.config_yaml, yaml) == 0, "config_yaml differs");
+           (long long)got.epoch, (long long)got.epoch_step, got.world_size);
+    CHECKF(got.config_yaml && strcmp(got.config_yaml, yaml) == 0, "config_yaml differs");
     checkpoint_meta_free(&got);
     free_state(&b, &ob);
     // Weights only (no optimizer, no meta).
     make_state(&b, &ob, &cfg, 3);
     rc = checkpoint_load(p10, &b, NULL, NULL, err, sizeof(err));
-    CHECK(rc == 0, "weights-only load: %s", err);
-    CHECK(same_floats(a.params.data, b.params.data, a.params.total) &&
+    CHECKF(rc == 0, "weights-only load: %s", err);
+    CHECKF(same_floats(a.params.data, b.params.data, a.params.total) &&
               same_floats(a.momentum.data, b.momentum.data, a.momentum.total),
-          "weights-only load differs");
+           "weights-only load differs");
     free_state(&b, &ob);
     ok("round trip (params, momentum, adam, queues, meta, 100 KB config) and weights-only load");
 
@@ -194,20 +180,20 @@ int main(void) {
         float keep = a.params.data[pi->offset + 5];
         a.params.data[pi->offset + 5] = NAN;
         rc = checkpoint_save(p20, &a, &oa, &meta, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, "vit.blocks.1.mlp.fc1.weight") && strstr(err, p20), "NaN save: rc %d: %s", rc, err);
-        CHECK(!exists(p20), "a refused save must not create the file");
+        CHECKF(rc == -1 && strstr(err, "vit.blocks.1.mlp.fc1.weight") && strstr(err, p20), "NaN save: rc %d: %s", rc, err);
+        CHECKF(!exists(p20), "a refused save must not create the file");
         printf("  NaN: %s\n", err);
         a.params.data[pi->offset + 5] = keep;
         const ParamInfo *mp = params_find(&a.momentum, "m.text_proj.bias");
         keep = a.momentum.data[mp->offset];
         a.momentum.data[mp->offset] = INFINITY;
         rc = checkpoint_save(p20, &a, &oa, &meta, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, "m.text_proj.bias"), "Inf momentum save: %s", err);
+        CHECKF(rc == -1 && strstr(err, "m.text_proj.bias"), "Inf momentum save: %s", err);
         a.momentum.data[mp->offset] = keep;
         keep = oa.v[7];
         oa.v[7] = NAN;
         rc = checkpoint_save(p20, &a, &oa, &meta, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, "AdamW second moment"), "NaN adam save: %s", err);
+        CHECKF(rc == -1 && strstr(err, "AdamW second moment"), "NaN adam save: %s", err);
         oa.v[7] = keep;
         ok("refuses to save non-finite values, naming the tensor");
     }
@@ -219,10 +205,10 @@ int main(void) {
     path_in(path, sizeof(path), "truncated.h5");
     write_all(path, bytes, n / 2);
     rc = checkpoint_load(path, &b, &ob, NULL, err, sizeof(err));
-    CHECK(rc == -1 && strstr(err, path), "truncated: %s", err);
+    CHECKF(rc == -1 && strstr(err, path), "truncated: %s", err);
     printf("  truncated: %s\n", err);
     long long addr = chunk_addr(p10, "/params/vit.pos_embed");
-    CHECK(addr > 0 && (size_t)addr + 64 < n, "chunk address %lld", addr);
+    CHECKF(addr > 0 && (size_t)addr + 64 < n, "chunk address %lld", addr);
     if (addr > 0) {
         char *cor = malloc(n);
         memcpy(cor, bytes, n);
@@ -231,22 +217,22 @@ int main(void) {
         write_all(path, cor, n);
         free(cor);
         rc = checkpoint_load(path, &b, &ob, NULL, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, path) && strstr(err, "vit.pos_embed"), "flipped byte: %s", err);
+        CHECKF(rc == -1 && strstr(err, path) && strstr(err, "vit.pos_embed"), "flipped byte: %s", err);
         printf("  flipped byte: %s\n", err);
     }
     path_in(path, sizeof(path), "garbage.h5");
     write_all(path, "this is not an HDF5 file at all, just text\n", 43);
     rc = checkpoint_load(path, &b, &ob, NULL, err, sizeof(err));
-    CHECK(rc == -1 && strstr(err, path) && strstr(err, "HDF5"), "garbage: %s", err);
+    CHECKF(rc == -1 && strstr(err, path) && strstr(err, "HDF5"), "garbage: %s", err);
     printf("  garbage: %s\n", err);
     path_in(path, sizeof(path), "incomplete.h5");
     write_incomplete(path);
     rc = checkpoint_load(path, &b, &ob, NULL, err, sizeof(err));
-    CHECK(rc == -1 && strstr(err, "incomplete"), "incomplete: %s", err);
+    CHECKF(rc == -1 && strstr(err, "incomplete"), "incomplete: %s", err);
     printf("  incomplete: %s\n", err);
     path_in(path, sizeof(path), "missing.h5");
     rc = checkpoint_load(path, &b, &ob, NULL, err, sizeof(err));
-    CHECK(rc == -1 && strstr(err, path) && strstr(err, "No such file"), "missing: %s", err);
+    CHECKF(rc == -1 && strstr(err, path) && strstr(err, "No such file"), "missing: %s", err);
     free(bytes);
     free_state(&b, &ob);
     ok("truncated, corrupted, garbage, incomplete and missing files give clear errors");
@@ -259,28 +245,28 @@ int main(void) {
         rc = checkpoint_load(p10, &b, &ob, NULL, err, sizeof(err));
         char want[700];
         snprintf(want, sizeof(want), "%s: parameter vit.pos_embed has shape 17x32, the model expects 37x32", p10);
-        CHECK(rc == -1 && strcmp(err, want) == 0, "shape mismatch:\n  got  %s\n  want %s", err, want);
+        CHECKF(rc == -1 && strcmp(err, want) == 0, "shape mismatch:\n  got  %s\n  want %s", err, want);
         printf("  shape: %s\n", err);
         free_state(&b, &ob);
         c2 = cfg;
         c2.vision_depth = 3;
         make_state(&b, &ob, &c2, 5);
         rc = checkpoint_load(p10, &b, NULL, NULL, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, "parameter vit.blocks.2.norm1.weight is missing"), "missing param: %s", err);
+        CHECKF(rc == -1 && strstr(err, "parameter vit.blocks.2.norm1.weight is missing"), "missing param: %s", err);
         printf("  missing: %s\n", err);
         free_state(&b, &ob);
         c2 = cfg;
         c2.vision_depth = 1;
         make_state(&b, &ob, &c2, 5);
         rc = checkpoint_load(p10, &b, NULL, NULL, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, "vit.blocks.1.") && strstr(err, "is not in the model"), "extra param: %s", err);
+        CHECKF(rc == -1 && strstr(err, "vit.blocks.1.") && strstr(err, "is not in the model"), "extra param: %s", err);
         printf("  extra: %s\n", err);
         free_state(&b, &ob);
         c2 = cfg;
         c2.queue_size = 128;
         make_state(&b, &ob, &c2, 5);
         rc = checkpoint_load(p10, &b, NULL, NULL, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, "queue image has shape 64x16, the model expects 128x16"), "queue: %s", err);
+        CHECKF(rc == -1 && strstr(err, "queue image has shape 64x16, the model expects 128x16"), "queue: %s", err);
         free_state(&b, &ob);
         ok("shape mismatch, missing and extra parameters are named");
     }
@@ -300,43 +286,43 @@ int main(void) {
         lim = old;
         lim.rlim_cur = 1 << 20;
         signal(SIGXFSZ, SIG_IGN);
-        CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit: %s", strerror(errno));
+        CHECKF(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit: %s", strerror(errno));
         rc = checkpoint_save(p10, &c, &oc, &m2, err, sizeof(err));
         setrlimit(RLIMIT_FSIZE, &old);
-        CHECK(rc == -1 && strstr(err, p10), "save past the file-size limit: rc %d: %s", rc, err);
+        CHECKF(rc == -1 && strstr(err, p10), "save past the file-size limit: rc %d: %s", rc, err);
         printf("  disk full: %s\n", err);
         strcpy(path, p10);
         strcat(path, ".tmp");
-        CHECK(!exists(path), "failed save left %s", path);
+        CHECKF(!exists(path), "failed save left %s", path);
         size_t n1;
         char *after = read_all(p10, &n1);
-        CHECK(n0 == n1 && memcmp(before, after, n0) == 0, "a failed save changed the existing checkpoint");
+        CHECKF(n0 == n1 && memcmp(before, after, n0) == 0, "a failed save changed the existing checkpoint");
         free(after);
         // Missing directory; parent is a regular file.
         snprintf(path, sizeof(path), "%s/no/such/dir/ckpt-00000010.h5", dir);
         rc = checkpoint_save(path, &c, &oc, &m2, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, path) && strstr(err, "No such file"), "missing dir: %s", err);
+        CHECKF(rc == -1 && strstr(err, path) && strstr(err, "No such file"), "missing dir: %s", err);
         printf("  missing dir: %s\n", err);
         snprintf(path, sizeof(path), "%s/truncated.h5/ckpt-00000010.h5", dir);
         rc = checkpoint_save(path, &c, &oc, &m2, err, sizeof(err));
-        CHECK(rc == -1 && strstr(err, path), "parent is a file: %s", err);
+        CHECKF(rc == -1 && strstr(err, path), "parent is a file: %s", err);
         // Read-only directory (meaningless as root, who may write anywhere).
         if (getuid() != 0) {
             char ro[512], rop[600];
             path_in(ro, sizeof(ro), "readonly");
             mkdir(ro, 0755);
             checkpoint_path(rop, sizeof(rop), ro, 10);
-            CHECK(checkpoint_save(rop, &a, &oa, &meta, err, sizeof(err)) == 0, "%s", err);
+            CHECKF(checkpoint_save(rop, &a, &oa, &meta, err, sizeof(err)) == 0, "%s", err);
             chmod(ro, 0555);
             rc = checkpoint_save(rop, &c, &oc, &m2, err, sizeof(err));
-            CHECK(rc == -1 && strstr(err, "Permission denied"), "read-only dir: %s", err);
+            CHECKF(rc == -1 && strstr(err, "Permission denied"), "read-only dir: %s", err);
             printf("  read-only dir: %s\n", err);
             chmod(ro, 0755);
             Model d;
             AdamW od;
             make_state(&d, &od, &cfg, 7);
-            CHECK(checkpoint_load(rop, &d, &od, NULL, err, sizeof(err)) == 0 && states_equal(&a, &oa, &d, &od),
-                  "previous checkpoint damaged: %s", err);
+            CHECKF(checkpoint_load(rop, &d, &od, NULL, err, sizeof(err)) == 0 && states_equal(&a, &oa, &d, &od),
+                   "previous checkpoint damaged: %s", err);
             free_state(&d, &od);
         } else {
             printf("  (running as root: read-only directory case skipped)\n");
@@ -346,7 +332,7 @@ int main(void) {
         AdamW od;
         make_state(&d, &od, &cfg, 8);
         rc = checkpoint_load(p10, &d, &od, NULL, err, sizeof(err));
-        CHECK(rc == 0 && states_equal(&a, &oa, &d, &od), "old checkpoint after failed saves: %s", err);
+        CHECKF(rc == 0 && states_equal(&a, &oa, &d, &od), "old checkpoint after failed saves: %s", err);
         free_state(&d, &od);
         free_state(&c, &oc);
         free(before);
@@ -356,7 +342,7 @@ int main(void) {
     // ---- find_latest and prune -------------------------------------------------------------------
     {
         char latest[600];
-        CHECK(checkpoint_save(p20, &a, &oa, &meta, err, sizeof(err)) == 0, "%s", err);
+        CHECKF(checkpoint_save(p20, &a, &oa, &meta, err, sizeof(err)) == 0, "%s", err);
         path_in(path, sizeof(path), "ckpt-00000030.h5.tmp");
         write_all(path, "partial", 7);
         path_in(path, sizeof(path), "ckpt-00000025.h5");
@@ -367,33 +353,33 @@ int main(void) {
         write_all(path, "x", 1);
         printf("  (find_latest reports the skipped files:)\n");
         rc = checkpoint_find_latest(dir, latest, sizeof(latest));
-        CHECK(rc == 0 && strcmp(latest, p20) == 0, "find_latest: rc %d, %s", rc, rc == 0 ? latest : "-");
-        CHECK(checkpoint_find_latest(dir, latest, 10) == -1, "a too small buffer is an error");
+        CHECKF(rc == 0 && strcmp(latest, p20) == 0, "find_latest: rc %d, %s", rc, rc == 0 ? latest : "-");
+        CHECKF(checkpoint_find_latest(dir, latest, 10) == -1, "a too small buffer is an error");
         char empty[512];
         path_in(empty, sizeof(empty), "empty");
         mkdir(empty, 0755);
-        CHECK(checkpoint_find_latest(empty, latest, sizeof(latest)) == 1, "empty dir: none");
+        CHECKF(checkpoint_find_latest(empty, latest, sizeof(latest)) == 1, "empty dir: none");
         path_in(path, sizeof(path), "no-such-dir");
-        CHECK(checkpoint_find_latest(path, latest, sizeof(latest)) == -1, "missing dir: error");
+        CHECKF(checkpoint_find_latest(path, latest, sizeof(latest)) == -1, "missing dir: error");
         ok("find_latest ignores .tmp, garbage, incomplete and foreign names and picks the newest");
 
-        CHECK(checkpoint_save(p30, &a, &oa, &meta, err, sizeof(err)) == 0, "%s", err);
-        CHECK(checkpoint_prune(dir, 5) == 0, "nothing to prune with keep 5");
+        CHECKF(checkpoint_save(p30, &a, &oa, &meta, err, sizeof(err)) == 0, "%s", err);
+        CHECKF(checkpoint_prune(dir, 5) == 0, "nothing to prune with keep 5");
         rc = checkpoint_prune(dir, 2);
-        CHECK(rc == 1, "prune deleted %d", rc);
-        CHECK(!exists(p10) && exists(p20) && exists(p30), "prune kept the wrong files");
+        CHECKF(rc == 1, "prune deleted %d", rc);
+        CHECKF(!exists(p10) && exists(p20) && exists(p30), "prune kept the wrong files");
         path_in(path, sizeof(path), "ckpt-00000025.h5");
-        CHECK(exists(path), "prune must leave unreadable files alone");
+        CHECKF(exists(path), "prune must leave unreadable files alone");
         path_in(path, sizeof(path), "ckpt-00000040.h5");
-        CHECK(exists(path), "prune must leave incomplete files alone");
-        CHECK(checkpoint_prune(dir, 1) == 1 && !exists(p20) && exists(p30), "prune to 1");
-        CHECK(checkpoint_prune(dir, 0) == 0 && exists(p30), "keep 0 deletes nothing");
+        CHECKF(exists(path), "prune must leave incomplete files alone");
+        CHECKF(checkpoint_prune(dir, 1) == 1 && !exists(p20) && exists(p30), "prune to 1");
+        CHECKF(checkpoint_prune(dir, 0) == 0 && exists(p30), "keep 0 deletes nothing");
         ok("prune keeps the newest complete checkpoints");
     }
 
     free(yaml);
     free_state(&a, &oa);
     nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    if (n_failed) printf("%d check(s) failed\n", n_failed);
-    return n_failed ? 1 : 0;
+    if (failures) printf("%d check(s) failed\n", failures);
+    return failures ? 1 : 0;
 }

@@ -22,16 +22,7 @@
 #include "synth_batch.h"
 #include "trainer.h"
 
-static int n_failed;
-
-#define CHECK(cond, ...)                        \
-    do {                                        \
-        if (!(cond)) {                          \
-            printf("FAIL " __VA_ARGS__);        \
-            printf("\n");                       \
-            n_failed++;                         \
-        }                                       \
-    } while (0)
+#include "check.h"
 
 enum { NB = 3, B = 4, T = 8, STEPS = 4, MORE = 2 };
 
@@ -56,26 +47,26 @@ static int same(const void *a, const void *b, size_t n) { return memcmp(a, b, n)
 static void step_both(Trainer *ta, Trainer *tb, const Batch *bt, const char *obj, int s) {
     Losses la, lb;
     int ra = trainer_step(ta, bt, &la), rb = trainer_step(tb, bt, &lb);
-    CHECK(ra == 0 && rb == 0, "%s step %d: trainer_step returned cpu %d guard %d", obj, s, ra, rb);
-    CHECK(same(&la, &lb, sizeof(la)),
-          "%s step %d: losses differ: cpu itc %.9g itm %.9g mlm %.9g rmim %.9g ifr %.9g, guard itc %.9g "
-          "itm %.9g mlm %.9g rmim %.9g ifr %.9g",
-          obj, s, la.itc, la.itm, la.mlm, la.rmim, la.ifr, lb.itc, lb.itm, lb.mlm, lb.rmim, lb.ifr);
-    CHECK(ta->last_temp == tb->last_temp, "%s step %d: temperature %g vs %g", obj, s, ta->last_temp, tb->last_temp);
+    CHECKF(ra == 0 && rb == 0, "%s step %d: trainer_step returned cpu %d guard %d", obj, s, ra, rb);
+    CHECKF(same(&la, &lb, sizeof(la)),
+           "%s step %d: losses differ: cpu itc %.9g itm %.9g mlm %.9g rmim %.9g ifr %.9g, guard itc %.9g "
+           "itm %.9g mlm %.9g rmim %.9g ifr %.9g",
+           obj, s, la.itc, la.itm, la.mlm, la.rmim, la.ifr, lb.itc, lb.itm, lb.mlm, lb.rmim, lb.ifr);
+    CHECKF(ta->last_temp == tb->last_temp, "%s step %d: temperature %g vs %g", obj, s, ta->last_temp, tb->last_temp);
 }
 
 static void compare_state(Trainer *ta, Trainer *tb, const char *obj, const char *when) {
     trainer_to_host(tb);
     const Model *a = ta->m, *b = tb->m;
     size_t qn = (size_t)a->cfg.queue_size * a->cfg.embed_dim * sizeof(float);
-    CHECK(same(a->params.data, b->params.data, a->params.total * sizeof(float)), "%s %s: parameters differ", obj, when);
-    CHECK(same(a->momentum.data, b->momentum.data, a->tower_n * sizeof(float)), "%s %s: momentum differs", obj, when);
-    CHECK(same(a->image_queue, b->image_queue, qn) && same(a->text_queue, b->text_queue, qn),
-          "%s %s: queues differ", obj, when);
-    CHECK(a->queue_ptr == b->queue_ptr, "%s %s: queue_ptr %d vs %d", obj, when, a->queue_ptr, b->queue_ptr);
-    CHECK(same(ta->adam.m, tb->adam.m, ta->adam.n * sizeof(float)) && same(ta->adam.v, tb->adam.v, ta->adam.n * sizeof(float)),
-          "%s %s: AdamW moments differ", obj, when);
-    CHECK(ta->adam.t == tb->adam.t, "%s %s: AdamW step %lld vs %lld", obj, when, (long long)ta->adam.t, (long long)tb->adam.t);
+    CHECKF(same(a->params.data, b->params.data, a->params.total * sizeof(float)), "%s %s: parameters differ", obj, when);
+    CHECKF(same(a->momentum.data, b->momentum.data, a->tower_n * sizeof(float)), "%s %s: momentum differs", obj, when);
+    CHECKF(same(a->image_queue, b->image_queue, qn) && same(a->text_queue, b->text_queue, qn),
+           "%s %s: queues differ", obj, when);
+    CHECKF(a->queue_ptr == b->queue_ptr, "%s %s: queue_ptr %d vs %d", obj, when, a->queue_ptr, b->queue_ptr);
+    CHECKF(same(ta->adam.m, tb->adam.m, ta->adam.n * sizeof(float)) && same(ta->adam.v, tb->adam.v, ta->adam.n * sizeof(float)),
+           "%s %s: AdamW moments differ", obj, when);
+    CHECKF(ta->adam.t == tb->adam.t, "%s %s: AdamW step %lld vs %lld", obj, when, (long long)ta->adam.t, (long long)tb->adam.t);
 }
 
 static void run(Objective objective) {
@@ -96,8 +87,8 @@ static void run(Objective objective) {
     long calls0 = ops_guard_calls();
     make(&mb, &tb, &c, &ops_guard, &d, &data[0], 1);
     for (int s = 0; s < STEPS; s++) step_both(&ta, &tb, &data[s % NB], obj, s);
-    CHECK(ops_guard_calls() > calls0 + 100, "%s: the guarded run made only %ld backend calls", obj,
-          ops_guard_calls() - calls0);
+    CHECKF(ops_guard_calls() > calls0 + 100, "%s: the guarded run made only %ld backend calls", obj,
+           ops_guard_calls() - calls0);
     compare_state(&ta, &tb, obj, "after the steps");
 
     // Checkpoint from the guarded run's mirror -> a fresh guarded model -> continue like the CPU.
@@ -107,12 +98,12 @@ static void run(Objective objective) {
     close(fd);
     CheckpointMeta meta = {.step = tb.step_count, .world_size = 1};
     char err[512];
-    CHECK(checkpoint_save(path, &mb, &tb.adam, &meta, err, sizeof(err)) == 0, "%s: checkpoint_save: %s", obj, err);
+    CHECKF(checkpoint_save(path, &mb, &tb.adam, &meta, err, sizeof(err)) == 0, "%s: checkpoint_save: %s", obj, err);
     Model mc;
     Trainer tc;
     make(&mc, &tc, &c, &ops_guard, &d, &data[0], 99);  // different weights until the load
     CheckpointMeta got = {0};
-    CHECK(checkpoint_load(path, &mc, &tc.adam, &got, err, sizeof(err)) == 0, "%s: checkpoint_load: %s", obj, err);
+    CHECKF(checkpoint_load(path, &mc, &tc.adam, &got, err, sizeof(err)) == 0, "%s: checkpoint_load: %s", obj, err);
     tc.step_count = got.step;
     trainer_to_device(&tc);
     checkpoint_meta_free(&got);
@@ -121,7 +112,7 @@ static void run(Objective objective) {
     compare_state(&ta, &tc, obj, "after resuming from the checkpoint");
 
     printf("%s %s: %d steps + checkpoint + %d steps, cpu and guarded device bit-identical\n",
-           n_failed ? "(after failures)" : "ok", obj, STEPS, MORE);
+           failures ? "(after failures)" : "ok", obj, STEPS, MORE);
     trainer_free(&ta), trainer_free(&tb), trainer_free(&tc);
     model_free(&ma), model_free(&mb), model_free(&mc);
     for (int i = 0; i < NB; i++) synth_batch_free(&data[i]);
@@ -142,13 +133,13 @@ static void guard_catches_host_access(void) {
     }
     int st = 0;
     waitpid(pid, &st, 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3, "a host read of device memory was not caught (status %d)", st);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 3, "a host read of device memory was not caught (status %d)", st);
     float back[64];
     ops_guard.copy_d2h(back, p, sizeof(back));
-    CHECK(back[3] == 0.0f, "copy_d2h through the guard");
+    CHECKF(back[3] == 0.0f, "copy_d2h through the guard");
     ops_guard.mem_free(p);
     ops_guard_reset();
-    if (!n_failed) printf("ok the guard kills a host read of device memory\n");
+    if (!failures) printf("ok the guard kills a host read of device memory\n");
 }
 
 // One step with activation gradients released (the step's default) and one keeping them all
@@ -177,12 +168,12 @@ static void release_grads_exact(void) {
         pretrain_step(&s, &m, &bt, 0.4f, &sr, NULL, pass == 0 ? &l1 : &l2);
         if (pass == 0) memcpy(g_release, m.params.grad, n * sizeof(float));
     }
-    CHECK(same(&l1, &l2, sizeof(l1)), "release_grads changed the losses");
-    CHECK(same(g_release, m.params.grad, n * sizeof(float)), "release_grads changed the parameter gradients");
-    CHECK(s.arena.grew, "keeping every activation gradient fit the plan made with release_grads (no saving?)");
+    CHECKF(same(&l1, &l2, sizeof(l1)), "release_grads changed the losses");
+    CHECKF(same(g_release, m.params.grad, n * sizeof(float)), "release_grads changed the parameter gradients");
+    CHECKF(s.arena.grew, "keeping every activation gradient fit the plan made with release_grads (no saving?)");
     arena_reset(&s.arena);
-    CHECK(s.arena.cap > planned, "the arena did not grow after a step past the plan (%zu -> %zu)", planned, s.arena.cap);
-    if (!n_failed)
+    CHECKF(s.arena.cap > planned, "the arena did not grow after a step past the plan (%zu -> %zu)", planned, s.arena.cap);
+    if (!failures)
         printf("ok released activation gradients: parameter gradients bit-identical; plan %.1f MiB, keeping "
                "them all needs %.1f MiB (the arena grew instead of failing)\n",
                planned / 1048576.0, s.arena.cap / 1048576.0);
@@ -199,6 +190,6 @@ int main(void) {
     run(OBJ_VLMAE);
     run(OBJ_ALBEF);
     run(OBJ_TCL);
-    if (n_failed) printf("%d check(s) failed\n", n_failed);
-    return n_failed ? 1 : 0;
+    if (failures) printf("%d check(s) failed\n", failures);
+    return failures ? 1 : 0;
 }

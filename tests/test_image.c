@@ -24,24 +24,7 @@
 #include "image.h"
 #include "rng.h"
 
-static int failures = 0, checks = 0;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    failures++;
-}
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) fail(__VA_ARGS__);                                                            \
-    } while (0)
+#include "check.h"
 
 static uint8_t pattern_px(int y, int x, int c) {
     return (uint8_t)((x * 37 + y * 91 + c * 53 + ((x * y) % 7) * 11 + ((x ^ y) & 8) * 9) % 256);
@@ -102,10 +85,10 @@ static void test_jpeg_roundtrip(void) {
     uint8_t *bytes;
     size_t n;
     char err[256];
-    CHECK(image_encode_jpeg(&im, 95, &bytes, &n) == 0 && n > 100, "encode jpeg");
-    CHECK(image_decode(bytes, n, &dec, err, sizeof(err)) == 0, "decode jpeg: %s", err);
+    CHECKF(image_encode_jpeg(&im, 95, &bytes, &n) == 0 && n > 100, "encode jpeg");
+    CHECKF(image_decode(bytes, n, &dec, err, sizeof(err)) == 0, "decode jpeg: %s", err);
     if (dec.px) {
-        CHECK(dec.h == 48 && dec.w == 64 && dec.c == 3, "jpeg dims %dx%dx%d", dec.h, dec.w, dec.c);
+        CHECKF(dec.h == 48 && dec.w == 64 && dec.c == 3, "jpeg dims %dx%dx%d", dec.h, dec.w, dec.c);
         double sum = 0, sq = 0;
         for (size_t i = 0; i < (size_t)48 * 64 * 3; i++) {
             int d = abs((int)dec.px[i] - (int)im.px[i]);
@@ -116,13 +99,13 @@ static void test_jpeg_roundtrip(void) {
         double psnr = 10 * log10(255.0 * 255.0 / (sq / (48.0 * 64 * 3)));
         // Sharp red/green edges with 4:2:0 chroma subsampling cost a few dB; 32 dB is still
         // visually identical.
-        CHECK(mean < 3.0 && psnr > 32.0, "jpeg q95 round trip: mean abs diff %.3f, PSNR %.1f dB",
-              mean, psnr);
+        CHECKF(mean < 3.0 && psnr > 32.0, "jpeg q95 round trip: mean abs diff %.3f, PSNR %.1f dB",
+               mean, psnr);
     }
     // Quality matters: q=20 is worse than q=95 but still the same picture.
     uint8_t *b20;
     size_t n20;
-    CHECK(image_encode_jpeg(&im, 20, &b20, &n20) == 0 && n20 < n, "q20 smaller (%zu vs %zu)", n20, n);
+    CHECKF(image_encode_jpeg(&im, 20, &b20, &n20) == 0 && n20 < n, "q20 smaller (%zu vs %zu)", n20, n);
     free(b20);
     image_free(&dec);
 
@@ -132,15 +115,15 @@ static void test_jpeg_roundtrip(void) {
     for (int i = 0; i < 32 * 40; i++) g.px[i] = (uint8_t)(i * 7 % 200 + 20);
     uint8_t *gb;
     size_t gn;
-    CHECK(image_encode_jpeg(&g, 100, &gb, &gn) == 0, "encode gray jpeg");
-    CHECK(image_decode(gb, gn, &dec, err, sizeof(err)) == 0, "decode gray jpeg: %s", err);
+    CHECKF(image_encode_jpeg(&g, 100, &gb, &gn) == 0, "encode gray jpeg");
+    CHECKF(image_decode(gb, gn, &dec, err, sizeof(err)) == 0, "decode gray jpeg: %s", err);
     if (dec.px) {
         int eq = 1, close = 1;
         for (int i = 0; i < 32 * 40; i++) {
             eq &= dec.px[3 * i] == dec.px[3 * i + 1] && dec.px[3 * i] == dec.px[3 * i + 2];
             close &= abs((int)dec.px[3 * i] - g.px[i]) <= 8;
         }
-        CHECK(dec.c == 3 && eq && close, "gray jpeg -> RGB replicated (eq %d close %d)", eq, close);
+        CHECKF(dec.c == 3 && eq && close, "gray jpeg -> RGB replicated (eq %d close %d)", eq, close);
     }
     image_free(&dec);
     free(gb);
@@ -149,12 +132,12 @@ static void test_jpeg_roundtrip(void) {
     // Files.
     char path[512];
     tmp_path(path, sizeof(path), "a.jpg");
-    CHECK(image_write_jpeg(&im, 90, path) == 0, "write jpeg file");
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == 0 && dec.w == 64, "read jpeg file: %s", err);
+    CHECKF(image_write_jpeg(&im, 90, path) == 0, "write jpeg file");
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == 0 && dec.w == 64, "read jpeg file: %s", err);
     image_free(&dec);
     tmp_path(path, sizeof(path), "missing.jpg");
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == -1 && strstr(err, "missing.jpg"),
-          "missing file reports its name: '%s'", err);
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == -1 && strstr(err, "missing.jpg"),
+           "missing file reports its name: '%s'", err);
     free(bytes);
     image_free(&im);
 }
@@ -171,8 +154,8 @@ static void test_jpeg_errors(void) {
     for (size_t k = 0; k < sizeof(cuts) / sizeof(*cuts); k++) {
         err[0] = 0;
         int rc = image_decode(bytes, cuts[k], &dec, err, sizeof(err));
-        CHECK(rc == -1 && err[0] && dec.px == NULL, "truncated jpeg at %zu/%zu: rc %d err '%s'",
-              cuts[k], n, rc, err);
+        CHECKF(rc == -1 && err[0] && dec.px == NULL, "truncated jpeg at %zu/%zu: rc %d err '%s'",
+               cuts[k], n, rc, err);
         image_free(&dec);
     }
     // Corrupted entropy-coded data: must not crash; either decodes or reports an error.
@@ -183,8 +166,8 @@ static void test_jpeg_errors(void) {
         memcpy(bad, bytes, n);
         for (int k = 0; k < 8; k++) bad[200 + rng_randint(&r, (int64_t)n - 210)] = (uint8_t)rng_u32(&r);
         int rc = image_decode(bad, n, &dec, err, sizeof(err));
-        CHECK(rc == 0 || (rc == -1 && err[0]), "corrupt jpeg: rc %d", rc);
-        if (rc == 0) CHECK(dec.w == 80 && dec.h == 64, "corrupt jpeg dims");
+        CHECKF(rc == 0 || (rc == -1 && err[0]), "corrupt jpeg: rc %d", rc);
+        if (rc == 0) CHECKF(dec.w == 80 && dec.h == 64, "corrupt jpeg dims");
         image_free(&dec);
     }
     // Corrupted header (dimensions / markers).
@@ -192,31 +175,31 @@ static void test_jpeg_errors(void) {
         memcpy(bad, bytes, n);
         bad[3 + rng_randint(&r, 190)] = (uint8_t)rng_u32(&r);
         int rc = image_decode(bad, n, &dec, err, sizeof(err));
-        CHECK(rc == 0 || (rc == -1 && err[0]), "corrupt jpeg header: rc %d", rc);
+        CHECKF(rc == 0 || (rc == -1 && err[0]), "corrupt jpeg header: rc %d", rc);
         image_free(&dec);
     }
     free(bad);
     // Garbage.
     uint8_t junk[1000];
     for (size_t i = 0; i < sizeof(junk); i++) junk[i] = (uint8_t)rng_u32(&r);
-    CHECK(image_decode(junk, sizeof(junk), &dec, err, sizeof(err)) == -1 && strstr(err, "unknown"),
-          "garbage: '%s'", err);
+    CHECKF(image_decode(junk, sizeof(junk), &dec, err, sizeof(err)) == -1 && strstr(err, "unknown"),
+           "garbage: '%s'", err);
     junk[0] = 0xFF, junk[1] = 0xD8, junk[2] = 0xFF;
-    CHECK(image_decode(junk, sizeof(junk), &dec, err, sizeof(err)) == -1 && err[0],
-          "JPEG signature + garbage");
+    CHECKF(image_decode(junk, sizeof(junk), &dec, err, sizeof(err)) == -1 && err[0],
+           "JPEG signature + garbage");
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
     memcpy(junk, sig, 8);
-    CHECK(image_decode(junk, sizeof(junk), &dec, err, sizeof(err)) == -1 && strstr(err, "PNG"),
-          "PNG signature + garbage: '%s'", err);
-    CHECK(image_decode(junk, 2, &dec, err, sizeof(err)) == -1, "2 bytes");
-    CHECK(image_decode(NULL, 0, &dec, err, sizeof(err)) == -1, "NULL");
-    CHECK(image_decode(junk, 0, &dec, NULL, 0) == -1, "no err buffer");
+    CHECKF(image_decode(junk, sizeof(junk), &dec, err, sizeof(err)) == -1 && strstr(err, "PNG"),
+           "PNG signature + garbage: '%s'", err);
+    CHECKF(image_decode(junk, 2, &dec, err, sizeof(err)) == -1, "2 bytes");
+    CHECKF(image_decode(NULL, 0, &dec, err, sizeof(err)) == -1, "NULL");
+    CHECKF(image_decode(junk, 0, &dec, NULL, 0) == -1, "no err buffer");
     // Encoding what cannot be encoded.
     Image two = {.h = 2, .w = 2, .c = 2, .px = junk};
     uint8_t *b2;
     size_t n2;
-    CHECK(image_encode_jpeg(&two, 90, &b2, &n2) == -1 && b2 == NULL, "jpeg of 2 channels refused");
-    CHECK(image_write_png(&two, "/nonexistent-dir/x.png") == -1, "png to bad path");
+    CHECKF(image_encode_jpeg(&two, 90, &b2, &n2) == -1 && b2 == NULL, "jpeg of 2 channels refused");
+    CHECKF(image_write_png(&two, "/nonexistent-dir/x.png") == -1, "png to bad path");
     free(bytes);
     image_free(&im);
 }
@@ -252,11 +235,11 @@ static void test_png(void) {
     Image im, dec;
     make_pattern(&im, 23, 31);
     tmp_path(path, sizeof(path), "rgb.png");
-    CHECK(image_write_png(&im, path) == 0, "write png");
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == 0, "read png: %s", err);
-    CHECK(dec.px && dec.h == 23 && dec.w == 31 && dec.c == 3 &&
+    CHECKF(image_write_png(&im, path) == 0, "write png");
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == 0, "read png: %s", err);
+    CHECKF(dec.px && dec.h == 23 && dec.w == 31 && dec.c == 3 &&
               memcmp(dec.px, im.px, (size_t)23 * 31 * 3) == 0,
-          "png round trip exact");
+           "png round trip exact");
     image_free(&dec);
 
     // Truncated PNG: error, not a crash.
@@ -266,12 +249,12 @@ static void test_png(void) {
     size_t cuts[] = {8, 20, 40, n / 2, n - 30};
     for (size_t k = 0; k < sizeof(cuts) / sizeof(*cuts); k++) {
         int rc = image_decode(bytes, cuts[k], &dec, err, sizeof(err));
-        CHECK(rc == -1 && err[0], "truncated png at %zu/%zu: rc %d", cuts[k], n, rc);
+        CHECKF(rc == -1 && err[0], "truncated png at %zu/%zu: rc %d", cuts[k], n, rc);
         image_free(&dec);
     }
     // A flipped byte inside the compressed data: CRC/zlib error.
     bytes[n / 2] ^= 0x55;
-    CHECK(image_decode(bytes, n, &dec, err, sizeof(err)) == -1 && err[0], "corrupt png rejected");
+    CHECKF(image_decode(bytes, n, &dec, err, sizeof(err)) == -1 && err[0], "corrupt png rejected");
     image_free(&dec);
     free(bytes);
 
@@ -281,11 +264,11 @@ static void test_png(void) {
     for (int i = 0; i < 35; i++) g.px[i] = (uint8_t)(i * 7);
     tmp_path(path, sizeof(path), "gray.png");
     image_write_png(&g, path);
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == 0, "gray png: %s", err);
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == 0, "gray png: %s", err);
     int ok = dec.px && dec.c == 3;
     for (int i = 0; ok && i < 35; i++)
         ok = dec.px[3 * i] == g.px[i] && dec.px[3 * i + 1] == g.px[i] && dec.px[3 * i + 2] == g.px[i];
-    CHECK(ok, "gray png -> RGB replicated");
+    CHECKF(ok, "gray png -> RGB replicated");
     image_free(&dec);
     image_free(&g);
 
@@ -294,11 +277,11 @@ static void test_png(void) {
     for (int i = 0; i < 24 * 4; i++) a.px[i] = (uint8_t)(i * 11);
     tmp_path(path, sizeof(path), "rgba.png");
     image_write_png(&a, path);
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == 0, "rgba png: %s", err);
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == 0, "rgba png: %s", err);
     ok = dec.px && dec.c == 3;
     for (int i = 0; ok && i < 24; i++)
         ok = !memcmp(dec.px + 3 * i, a.px + 4 * i, 3); // alpha dropped, colour untouched
-    CHECK(ok, "rgba png -> RGB (alpha dropped)");
+    CHECKF(ok, "rgba png -> RGB (alpha dropped)");
     image_free(&dec);
     image_free(&a);
 
@@ -309,7 +292,7 @@ static void test_png(void) {
     for (int y = 0; y < 3; y++) prow[2 * y] = (uint8_t)((y % 3) << 4 | ((y + 1) % 3)), prow[2 * y + 1] = 0x22;
     tmp_path(path, sizeof(path), "pal.png");
     write_png_raw(path, 4, 3, PNG_COLOR_TYPE_PALETTE, 4, prow, 2, pal, 3, trns, 1, 0);
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == 0, "palette png: %s", err);
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == 0, "palette png: %s", err);
     if (dec.px) {
         ok = dec.w == 4 && dec.h == 3 && dec.c == 3;
         for (int y = 0; ok && y < 3; y++) {
@@ -320,7 +303,7 @@ static void test_png(void) {
                 ok &= q[0] == c->red && q[1] == c->green && q[2] == c->blue;
             }
         }
-        CHECK(ok, "palette png -> RGB of the palette entries");
+        CHECKF(ok, "palette png -> RGB of the palette entries");
     }
     image_free(&dec);
 
@@ -330,22 +313,22 @@ static void test_png(void) {
     tmp_path(path, sizeof(path), "rgb16.png");
     write_png_raw(path, 5, 6, PNG_COLOR_TYPE_RGB, 16, (const uint8_t *)rows16, 5 * 3 * 2, NULL, 0,
                   NULL, 0, 1);
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == 0, "16-bit png: %s", err);
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == 0, "16-bit png: %s", err);
     ok = dec.px && dec.w == 5 && dec.h == 6;
     for (int i = 0; ok && i < 6 * 5 * 3; i++) ok = dec.px[i] == rows16[i] >> 8;
-    CHECK(ok, "16-bit interlaced png -> high bytes");
+    CHECKF(ok, "16-bit interlaced png -> high bytes");
     image_free(&dec);
 
     // 1-bit gray.
     uint8_t bits[2] = {0xA0, 0x50}; // rows: 1010 0000, 0101 0000 (width 4)
     tmp_path(path, sizeof(path), "bits.png");
     write_png_raw(path, 4, 2, PNG_COLOR_TYPE_GRAY, 1, bits, 1, NULL, 0, NULL, 0, 0);
-    CHECK(image_read_file(path, &dec, err, sizeof(err)) == 0, "1-bit png: %s", err);
+    CHECKF(image_read_file(path, &dec, err, sizeof(err)) == 0, "1-bit png: %s", err);
     if (dec.px) {
         static const uint8_t want[8] = {255, 0, 255, 0, 0, 255, 0, 255};
         ok = 1;
         for (int i = 0; i < 8; i++) ok &= dec.px[3 * i] == want[i] && dec.px[3 * i + 2] == want[i];
-        CHECK(ok, "1-bit png -> 0/255");
+        CHECKF(ok, "1-bit png -> 0/255");
     }
     image_free(&dec);
     image_free(&im);
@@ -378,10 +361,10 @@ static void test_resize(void) {
         image_resize_bicubic_region(&src, cases[k].x0, cases[k].y0, cases[k].cw, cases[k].ch, &dst,
                                     k % 2 ? &ws : NULL);
         uint64_t h = fnv1a(dst.px, (size_t)dst.w * dst.h * 3);
-        CHECK(h == cases[k].hash && dst.px[0] == cases[k].first,
-              "resize %dx%d (%d,%d %dx%d) -> %dx%d differs from Pillow (hash %016llx, first %d)",
-              cases[k].W, cases[k].H, cases[k].x0, cases[k].y0, cases[k].cw, cases[k].ch,
-              cases[k].ow, cases[k].oh, (unsigned long long)h, dst.px[0]);
+        CHECKF(h == cases[k].hash && dst.px[0] == cases[k].first,
+               "resize %dx%d (%d,%d %dx%d) -> %dx%d differs from Pillow (hash %016llx, first %d)",
+               cases[k].W, cases[k].H, cases[k].x0, cases[k].y0, cases[k].cw, cases[k].ch,
+               cases[k].ow, cases[k].oh, (unsigned long long)h, dst.px[0]);
         image_free(&dst);
         image_free(&src);
     }
@@ -393,7 +376,7 @@ static void test_resize(void) {
     uint8_t *buf = mallocCheck(17 * 19 * 3);
     dst = (Image){.h = 17, .w = 19, .px = buf};
     image_resize_bicubic(&src, &dst);
-    CHECK(dst.c == 3 && dst.px == buf && !memcmp(buf, src.px, 17 * 19 * 3), "same-size resize copies");
+    CHECKF(dst.c == 3 && dst.px == buf && !memcmp(buf, src.px, 17 * 19 * 3), "same-size resize copies");
     free(buf);
 
     // A constant image stays constant (coefficients sum to one, also when downscaling 10x).
@@ -402,15 +385,13 @@ static void test_resize(void) {
     image_resize_bicubic(&src, &dst);
     int ok = 1;
     for (int i = 0; i < 2 * 3 * 3; i++) ok &= dst.px[i] == 77;
-    CHECK(ok, "constant image stays constant");
+    CHECKF(ok, "constant image stays constant");
     image_free(&dst);
     image_free(&src);
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/vlmae_test_image_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) die("mkdtemp %s failed", tmpdir);
+    if (make_temp_dir(tmpdir, sizeof(tmpdir), "vlmae_test_image_XXXXXX") != 0) return 1;
     test_jpeg_roundtrip();
     test_jpeg_errors();
     test_png();

@@ -15,14 +15,7 @@
 #include "shard.h"
 #include "tokenizer.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 static char dir[256];
 static Tokenizer *tok;
@@ -568,12 +561,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/test_loader.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (make_temp_dir(dir, sizeof dir, "test_loader.XXXXXX") != 0) return 1;
     const char *src = getenv("top_srcdir");
     char vocab[1024], err[512];
     snprintf(vocab, sizeof vocab, "%s/data/vocab.txt", src && *src ? src : ".");

@@ -16,14 +16,7 @@
 #include "pack.h"
 #include "shard.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 static char dir[256];
 
@@ -519,12 +512,7 @@ static void test_cc(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/test_pack.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (make_temp_dir(dir, sizeof dir, "test_pack.XXXXXX") != 0) return 1;
     test_albef();
     test_coco();
     test_vg();

@@ -11,14 +11,8 @@
 #include "tasks/grounding.h"
 #include "tasks/retrieval_ft.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#include "check.h"
+
 #define NEAR(a, b) (fabs((double)(a) - (double)(b)) < 1e-6)
 
 // 3 images; texts 0,1 -> image 0; 2,3,4 -> image 1; 5 -> image 2.

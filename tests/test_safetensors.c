@@ -29,20 +29,11 @@
 #include "safetensors.h"
 #include "weights_import.h"
 
-static int n_failed = 0;
+#include "check.h"
+
 static char dir[256];
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            n_failed++;                                                    \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
 
-static void ok(const char *what) { printf("%s %s\n", n_failed ? "(after failures)" : "ok", what); }
 
 static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
 
@@ -161,8 +152,8 @@ static int expect_open_error(const char *name, const char *header, size_t data_b
     SafeTensors st;
     int rc = st_open(&st, path, err, sizeof(err));
     int good = rc == -1 && strstr(err, path) && strstr(err, want1) && (!want2 || strstr(err, want2));
-    CHECK(good, "%s: rc %d, err \"%s\" (want \"%s\"%s%s)", name, rc, rc ? err : "", want1, want2 ? " and " : "",
-          want2 ? want2 : "");
+    CHECKF(good, "%s: rc %d, err \"%s\" (want \"%s\"%s%s)", name, rc, rc ? err : "", want1, want2 ? " and " : "",
+           want2 ? want2 : "");
     if (rc == 0) st_close(&st);
     printf("  %-14s %s\n", name, err);
     return good;
@@ -179,31 +170,31 @@ static void test_roundtrip(void) {
     StWriteTensor ts[3] = {{"a.weight", 2, sa, a}, {"temp", 0, NULL, &s0}, {"empty \"quoted\"\\name", 2, se, NULL}};
     const char *meta[] = {"producer", "test", "format", "ignored", NULL};
     int rc = st_write_f32(path, ts, 3, meta, err, sizeof(err));
-    CHECK(rc == 0, "write: %s", err);
+    CHECKF(rc == 0, "write: %s", err);
     SafeTensors st;
     rc = st_open(&st, path, err, sizeof(err));
-    CHECK(rc == 0, "open: %s", err);
+    CHECKF(rc == 0, "open: %s", err);
     if (rc) return;
-    CHECK(st.count == 3, "count %d", st.count);
-    CHECK((st.data_start % 8) == 0, "data start %zu not 8-byte aligned", st.data_start);
-    CHECK(st_meta(&st, "format") && strcmp(st_meta(&st, "format"), "pt") == 0, "format metadata");
-    CHECK(st_meta(&st, "producer") && strcmp(st_meta(&st, "producer"), "test") == 0, "producer metadata");
+    CHECKF(st.count == 3, "count %d", st.count);
+    CHECKF((st.data_start % 8) == 0, "data start %zu not 8-byte aligned", st.data_start);
+    CHECKF(st_meta(&st, "format") && strcmp(st_meta(&st, "format"), "pt") == 0, "format metadata");
+    CHECKF(st_meta(&st, "producer") && strcmp(st_meta(&st, "producer"), "test") == 0, "producer metadata");
     const StTensor *t = st_find(&st, "a.weight");
     float got[6];
-    CHECK(t && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3 && strcmp(t->dtype, "F32") == 0, "a.weight header");
+    CHECKF(t && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3 && strcmp(t->dtype, "F32") == 0, "a.weight header");
     if (t) {
-        CHECK(st_read_f32(&st, t, got, err, sizeof(err)) == 0 && memcmp(got, a, sizeof(a)) == 0, "a.weight values");
+        CHECKF(st_read_f32(&st, t, got, err, sizeof(err)) == 0 && memcmp(got, a, sizeof(a)) == 0, "a.weight values");
     }
     t = st_find(&st, "temp");
-    CHECK(t && t->ndim == 0 && t->numel == 1, "0-d tensor");
-    if (t) CHECK(st_read_f32(&st, t, got, err, sizeof(err)) == 0 && got[0] == s0, "0-d value");
+    CHECKF(t && t->ndim == 0 && t->numel == 1, "0-d tensor");
+    if (t) CHECKF(st_read_f32(&st, t, got, err, sizeof(err)) == 0 && got[0] == s0, "0-d value");
     t = st_find(&st, "empty \"quoted\"\\name");
-    CHECK(t && t->numel == 0 && t->shape[1] == 4, "empty tensor with an escaped name");
+    CHECKF(t && t->numel == 0 && t->shape[1] == 4, "empty tensor with an escaped name");
     st_close(&st);
     // The header's padding: spaces, and the length a multiple of 8.
     FILE *f = fopen(path, "rb");
     uint64_t hl = 0;
-    CHECK(fread(&hl, 8, 1, f) == 1 && hl % 8 == 0, "header length %llu", (unsigned long long)hl);
+    CHECKF(fread(&hl, 8, 1, f) == 1 && hl % 8 == 0, "header length %llu", (unsigned long long)hl);
     fclose(f);
     ok("writer -> reader round trip (values, 0-d, empty, escaped names, metadata, alignment)");
 }
@@ -215,12 +206,12 @@ static void test_halfs(void) {
                         6.1035156e-5f, 6.0975552e-5f};
     for (int i = 0; i < 10; i++) {
         float v = st_f16_to_f32(h[i]);
-        CHECK(memcmp(&v, &hv[i], 4) == 0, "f16 0x%04x -> %.9g, want %.9g", h[i], v, hv[i]);
+        CHECKF(memcmp(&v, &hv[i], 4) == 0, "f16 0x%04x -> %.9g, want %.9g", h[i], v, hv[i]);
     }
-    CHECK(isnan(st_f16_to_f32(0x7E00)), "f16 NaN");
+    CHECKF(isnan(st_f16_to_f32(0x7E00)), "f16 NaN");
     const uint16_t b[] = {0x3F80, 0xC0A0, 0x3E20, 0x0000, 0x7F80};
     const float bv[] = {1.0f, -5.0f, 0.15625f, 0.0f, INFINITY};
-    for (int i = 0; i < 5; i++) CHECK(st_bf16_to_f32(b[i]) == bv[i], "bf16 0x%04x", b[i]);
+    for (int i = 0; i < 5; i++) CHECKF(st_bf16_to_f32(b[i]) == bv[i], "bf16 0x%04x", b[i]);
 
     // Through a file, with an I64 tensor that must be refused for float reading.
     Ents s = {0};
@@ -235,14 +226,14 @@ static void test_halfs(void) {
     write_ents(path, &s);
     free_ents(&s);
     SafeTensors st;
-    CHECK(st_open(&st, path, err, sizeof(err)) == 0, "%s", err);
+    CHECKF(st_open(&st, path, err, sizeof(err)) == 0, "%s", err);
     float got[10];
-    CHECK(st_read_f32(&st, st_find(&st, "h"), got, err, sizeof(err)) == 0 && memcmp(got, hv, sizeof(hv)) == 0, "F16 file");
-    CHECK(st_read_f32(&st, st_find(&st, "b"), got, err, sizeof(err)) == 0 && memcmp(got, bv, sizeof(bv)) == 0, "BF16 file");
-    CHECK(st_read_f32(&st, st_find(&st, "d"), got, err, sizeof(err)) == 0 && got[0] == 1.5f && got[1] == (float)(-1.0 / 3.0),
-          "F64 file");
+    CHECKF(st_read_f32(&st, st_find(&st, "h"), got, err, sizeof(err)) == 0 && memcmp(got, hv, sizeof(hv)) == 0, "F16 file");
+    CHECKF(st_read_f32(&st, st_find(&st, "b"), got, err, sizeof(err)) == 0 && memcmp(got, bv, sizeof(bv)) == 0, "BF16 file");
+    CHECKF(st_read_f32(&st, st_find(&st, "d"), got, err, sizeof(err)) == 0 && got[0] == 1.5f && got[1] == (float)(-1.0 / 3.0),
+           "F64 file");
     int rc = st_read_f32(&st, st_find(&st, "ids"), got, err, sizeof(err));
-    CHECK(rc == -1 && strstr(err, path) && strstr(err, "ids") && strstr(err, "I64"), "I64 as float: %s", err);
+    CHECKF(rc == -1 && strstr(err, path) && strstr(err, "ids") && strstr(err, "I64"), "I64 as float: %s", err);
     printf("  %s\n", err);
     st_close(&st);
     ok("F16 / BF16 / F64 conversion; non-float dtypes refused");
@@ -258,11 +249,11 @@ static void test_python_file(void) {
     path_in(path, sizeof(path), "python.safetensors");
     snprintf(cmd, sizeof(cmd), "%s %s/tests/make_safetensors.py %s", py, top && top[0] ? top : ".", path);
     int rc = system(cmd);
-    CHECK(rc == 0, "%s exited with %d", cmd, rc);
+    CHECKF(rc == 0, "%s exited with %d", cmd, rc);
     if (rc) return;
     SafeTensors st;
     rc = st_open(&st, path, err, sizeof(err));
-    CHECK(rc == 0, "open: %s", err);
+    CHECKF(rc == 0, "open: %s", err);
     if (rc) return;
     int checked = 0;
     for (int i = 0; i < st.count; i++) {
@@ -272,18 +263,18 @@ static void test_python_file(void) {
         snprintf(en, sizeof(en), "expect.%s", t->name);
         const StTensor *e = st_find(&st, en);
         if (!e) {
-            CHECK(strcmp(t->dtype, "I64") == 0 && st_read_f32(&st, t, NULL, err, sizeof(err)) == -1, "%s", t->name);
+            CHECKF(strcmp(t->dtype, "I64") == 0 && st_read_f32(&st, t, NULL, err, sizeof(err)) == -1, "%s", t->name);
             continue;
         }
-        CHECK(e->numel == t->numel && e->ndim == t->ndim, "%s: shape", t->name);
+        CHECKF(e->numel == t->numel && e->ndim == t->ndim, "%s: shape", t->name);
         float *a = malloc((size_t)t->numel * 4 + 4), *b = malloc((size_t)t->numel * 4 + 4);
-        CHECK(st_read_f32(&st, t, a, err, sizeof(err)) == 0 && st_read_f32(&st, e, b, err, sizeof(err)) == 0, "%s", err);
-        CHECK(memcmp(a, b, (size_t)t->numel * 4) == 0, "%s (%s) differs from the Python conversion", t->name, t->dtype);
+        CHECKF(st_read_f32(&st, t, a, err, sizeof(err)) == 0 && st_read_f32(&st, e, b, err, sizeof(err)) == 0, "%s", err);
+        CHECKF(memcmp(a, b, (size_t)t->numel * 4) == 0, "%s (%s) differs from the Python conversion", t->name, t->dtype);
         free(a), free(b);
         checked++;
     }
-    CHECK(checked == 6, "checked %d tensors", checked);
-    CHECK(st_meta(&st, "writer") != NULL, "metadata");
+    CHECKF(checked == 6, "checked %d tensors", checked);
+    CHECKF(st_meta(&st, "writer") != NULL, "metadata");
     st_close(&st);
     ok("file from the independent Python writer (F32/F16/BF16/F64, 0-d, empty, I64)");
 }
@@ -295,9 +286,9 @@ static void test_bad_files(void) {
     fwrite("abc", 1, 3, f);
     fclose(f);
     SafeTensors st;
-    CHECK(st_open(&st, path, err, sizeof(err)) == -1 && strstr(err, "too short"), "short: %s", err);
+    CHECKF(st_open(&st, path, err, sizeof(err)) == -1 && strstr(err, "too short"), "short: %s", err);
     path_in(path, sizeof(path), "does-not-exist.safetensors");
-    CHECK(st_open(&st, path, err, sizeof(err)) == -1 && strstr(err, path) && strstr(err, "No such file"), "missing: %s", err);
+    CHECKF(st_open(&st, path, err, sizeof(err)) == -1 && strstr(err, path) && strstr(err, "No such file"), "missing: %s", err);
     const char *good = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
     expect_open_error("len-past-end", good, 16, 1000000, "runs past the end of the file", NULL);
     expect_open_error("bad-json", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}", 16, -1,
@@ -365,7 +356,7 @@ static void test_bicubic(void) {
     pos_embed_resize_bicubic(src5, 5, 5, o7, 7, 7, 1);
     for (int k = 0; k < 9; k++) worst = fmax(worst, fabs(o3[k] - D3[k]) / fmax(1.0, fabs(D3[k])));
     for (int k = 0; k < 49; k++) worst = fmax(worst, fabs(o7[k] - U7[k]) / fmax(1.0, fabs(U7[k])));
-    CHECK(worst < 2e-6, "bicubic differs from torch by %g", worst);
+    CHECKF(worst < 2e-6, "bicubic differs from torch by %g", worst);
     printf("  bicubic max error vs torch %.2g\n", worst);
     ok("bicubic pos_embed resize matches torch F.interpolate (2->4, 5->3, 5->7)");
 }
@@ -445,7 +436,7 @@ static void test_timm(void) {
         model_create(&m, &c);
         model_init_weights(&m, 11);
         int rc = import_vit_timm(&m, path, msg, sizeof(msg));
-        CHECK(rc == 0, "timm import: %s", msg);
+        CHECKF(rc == 0, "timm import: %s", msg);
         printf("  %s\n", msg);
         // One-to-one tensors, online and momentum.
         int mism = 0;
@@ -461,24 +452,24 @@ static void test_timm(void) {
             else continue;
             if (!param_equals(&m, ours, e->data)) mism++, printf("  mismatch: %s -> %s\n", e->name, ours);
         }
-        CHECK(mism == 0, "%d tensors not copied exactly", mism);
+        CHECKF(mism == 0, "%d tensors not copied exactly", mism);
         // pos_embed: CLS row copied (dist row dropped), 2x2 grid resized to 4x4 as torch does.
         const float *pos = find_ent(&s, "pos_embed")->data;
         const ParamInfo *pp = params_find(&m.params, "vit.pos_embed");
         const float *got = m.params.data + pp->offset;
-        CHECK(memcmp(got, pos, (size_t)C * 4) == 0, "CLS position row");
+        CHECKF(memcmp(got, pos, (size_t)C * 4) == 0, "CLS position row");
         double worst = 0;
         for (int k = 0; k < 16; k++)
             for (int ch = 0; ch < C; ch++) {
                 double want = A[k] + (double)ch * B[k];
                 worst = fmax(worst, fabs(got[(size_t)(1 + k) * C + ch] - want) / fmax(1.0, fabs(want)));
             }
-        CHECK(worst < 1e-5, "resized pos_embed differs from torch by %g", worst);
+        CHECKF(worst < 1e-5, "resized pos_embed differs from torch by %g", worst);
         const ParamInfo *mp = params_find(&m.momentum, "m.vit.pos_embed");
-        CHECK(memcmp(m.momentum.data + mp->offset, got, pp->n * 4) == 0, "momentum pos_embed");
-        CHECK(strstr(msg, "resized bicubically 2x2 -> 4x4") && strstr(msg, "skipped") && strstr(msg, "head.weight"),
-              "summary: %s", msg);
-        if (distilled) CHECK(strstr(msg, "dist_token"), "distilled summary: %s", msg);
+        CHECKF(memcmp(m.momentum.data + mp->offset, got, pp->n * 4) == 0, "momentum pos_embed");
+        CHECKF(strstr(msg, "resized bicubically 2x2 -> 4x4") && strstr(msg, "skipped") && strstr(msg, "head.weight"),
+               "summary: %s", msg);
+        if (distilled) CHECKF(strstr(msg, "dist_token"), "distilled summary: %s", msg);
         model_free(&m);
         free_ents(&s);
     }
@@ -493,16 +484,16 @@ static void test_timm(void) {
         model_create(&m, &c);
         model_init_weights(&m, 12);
         int rc = import_vit_timm(&m, path, msg, sizeof(msg));
-        CHECK(rc == -1 && strstr(msg, path) && strstr(msg, "vit.norm.weight"), "missing: %s", msg);
+        CHECKF(rc == -1 && strstr(msg, path) && strstr(msg, "vit.norm.weight"), "missing: %s", msg);
         printf("  %s\n", msg);
         rc = import_bert_hf(&m, path, msg, sizeof(msg));
-        CHECK(rc == -1 && strstr(msg, "not a Hugging Face BERT"), "bert on vit: %s", msg);
+        CHECKF(rc == -1 && strstr(msg, "not a Hugging Face BERT"), "bert on vit: %s", msg);
         free_ents(&s);
         timm_file(&s, &c, c.vision_depth, 0, 4, 2 * c.patch_size);
         path_in(path, sizeof(path), "timm-patch16.safetensors");
         write_ents(path, &s);
         rc = import_vit_timm(&m, path, msg, sizeof(msg));
-        CHECK(rc == -1 && strstr(msg, "patch_embed.proj.weight has shape 32x3x16x16"), "patch size: %s", msg);
+        CHECKF(rc == -1 && strstr(msg, "patch_embed.proj.weight has shape 32x3x16x16"), "patch size: %s", msg);
         printf("  %s\n", msg);
         free_ents(&s);
         model_free(&m);
@@ -570,7 +561,7 @@ static void test_bert(void) {
         float *cross_before = malloc(cq->n * 4);
         memcpy(cross_before, m.params.data + cq->offset, cq->n * 4);
         int rc = import_bert_hf(&m, path, msg, sizeof(msg));
-        CHECK(rc == 0, "bert import: %s", msg);
+        CHECKF(rc == 0, "bert import: %s", msg);
         printf("  %s\n", msg);
         static const struct {
             const char *hf, *ours;
@@ -593,16 +584,16 @@ static void test_bert(void) {
         };
         for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
             Ent *e = find_ent(&s, map[i].hf);
-            CHECK(e && param_equals(&m, map[i].ours, e->data), "%s -> %s", map[i].hf, map[i].ours);
+            CHECKF(e && param_equals(&m, map[i].ours, e->data), "%s -> %s", map[i].hf, map[i].ours);
         }
         // Position table: the first max_text_len rows.
-        CHECK(param_equals(&m, "bert.embeddings.position", find_ent(&s, "bert.embeddings.position_embeddings.weight")->data),
-              "position rows");
-        CHECK(memcmp(m.params.data + cq->offset, cross_before, cq->n * 4) == 0, "cross-attention must stay as initialised");
-        CHECK(strstr(msg, "position table 40 -> 32") && strstr(msg, "cross-attention") && strstr(msg, "skipped") &&
+        CHECKF(param_equals(&m, "bert.embeddings.position", find_ent(&s, "bert.embeddings.position_embeddings.weight")->data),
+               "position rows");
+        CHECKF(memcmp(m.params.data + cq->offset, cross_before, cq->n * 4) == 0, "cross-attention must stay as initialised");
+        CHECKF(strstr(msg, "position table 40 -> 32") && strstr(msg, "cross-attention") && strstr(msg, "skipped") &&
                   strstr(msg, "position_ids") && strstr(msg, "ignored"),
-              "summary: %s", msg);
-        CHECK(!strstr(msg, "not recognised"), "nothing should be unrecognised: %s", msg);
+               "summary: %s", msg);
+        CHECKF(!strstr(msg, "not recognised"), "nothing should be unrecognised: %s", msg);
         free(cross_before);
         model_free(&m);
         free_ents(&s);
@@ -616,25 +607,25 @@ static void test_bert(void) {
         model_create(&m, &c);
         model_init_weights(&m, 22);
         int rc = import_bert_hf(&m, path, msg, sizeof(msg));
-        CHECK(rc == 0, "bert import: %s", msg);
+        CHECKF(rc == 0, "bert import: %s", msg);
         printf("  %s\n", msg);
-        CHECK(param_equals(&m, "bert.layers.1.ffn.ln.weight", find_ent(&s, "encoder.layer.1.output.LayerNorm.weight")->data),
-              "unprefixed names");
-        CHECK(strstr(msg, "2 layers (from layer 2) not in the file") && strstr(msg, "no MLM head"), "summary: %s", msg);
+        CHECKF(param_equals(&m, "bert.layers.1.ffn.ln.weight", find_ent(&s, "encoder.layer.1.output.LayerNorm.weight")->data),
+               "unprefixed names");
+        CHECKF(strstr(msg, "2 layers (from layer 2) not in the file") && strstr(msg, "no MLM head"), "summary: %s", msg);
         free_ents(&s);
         // Errors: vocabulary and position table too short.
         bert_file(&s, &c, "bert.", L, c.max_text_len, c.vocab_size + 200, 1, 0);
         path_in(path, sizeof(path), "bert-vocab.safetensors");
         write_ents(path, &s);
         rc = import_bert_hf(&m, path, msg, sizeof(msg));
-        CHECK(rc == -1 && strstr(msg, path) && strstr(msg, "vocabulary of 500 tokens"), "vocab: %s", msg);
+        CHECKF(rc == -1 && strstr(msg, path) && strstr(msg, "vocabulary of 500 tokens"), "vocab: %s", msg);
         printf("  %s\n", msg);
         free_ents(&s);
         bert_file(&s, &c, "bert.", L, 16, c.vocab_size, 1, 0);
         path_in(path, sizeof(path), "bert-pos.safetensors");
         write_ents(path, &s);
         rc = import_bert_hf(&m, path, msg, sizeof(msg));
-        CHECK(rc == -1 && strstr(msg, "position_embeddings.weight has shape 16x32"), "pos: %s", msg);
+        CHECKF(rc == -1 && strstr(msg, "position_embeddings.weight has shape 16x32"), "pos: %s", msg);
         printf("  %s\n", msg);
         free_ents(&s);
         model_free(&m);
@@ -651,13 +642,13 @@ static void test_export(void) {
     char path[512], err[1024];
     path_in(path, sizeof(path), "export.safetensors");
     int rc = export_safetensors(&m, path, err, sizeof(err));
-    CHECK(rc == 0, "export: %s", err);
+    CHECKF(rc == 0, "export: %s", err);
     SafeTensors st;
     rc = st_open(&st, path, err, sizeof(err));
-    CHECK(rc == 0, "open export: %s", err);
+    CHECKF(rc == 0, "open export: %s", err);
     if (rc == 0) {
-        CHECK(st.count == m.params.count, "%d tensors, model has %d", st.count, m.params.count);
-        CHECK(strcmp(st_meta(&st, "format"), "pt") == 0 && st_meta(&st, "producer"), "metadata");
+        CHECKF(st.count == m.params.count, "%d tensors, model has %d", st.count, m.params.count);
+        CHECKF(strcmp(st_meta(&st, "format"), "pt") == 0 && st_meta(&st, "producer"), "metadata");
         int bad = 0;
         float *buf = malloc(m.params.total * 4);
         for (int i = 0; i < m.params.count; i++) {
@@ -670,12 +661,12 @@ static void test_export(void) {
             if (!same) bad++, printf("  export mismatch: %s\n", pi->name);
         }
         free(buf);
-        CHECK(bad == 0, "%d exported tensors differ", bad);
+        CHECKF(bad == 0, "%d exported tensors differ", bad);
         st_close(&st);
     }
     snprintf(path, sizeof(path), "%s/no/such/dir/x.safetensors", dir);
     rc = export_safetensors(&m, path, err, sizeof(err));
-    CHECK(rc == -1 && strstr(err, "No such file"), "export into a missing directory: %s", err);
+    CHECKF(rc == -1 && strstr(err, "No such file"), "export into a missing directory: %s", err);
     model_free(&m);
     ok("export_safetensors round trip (every online parameter, our names and shapes)");
 }
@@ -687,12 +678,7 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/vlmae-st-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (make_temp_dir(dir, sizeof(dir), "vlmae-st-XXXXXX") != 0) return 1;
     test_roundtrip();
     test_halfs();
     test_python_file();
@@ -702,6 +688,6 @@ int main(void) {
     test_bert();
     test_export();
     nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    if (n_failed) printf("%d check(s) failed\n", n_failed);
-    return n_failed ? 1 : 0;
+    if (failures) printf("%d check(s) failed\n", failures);
+    return failures ? 1 : 0;
 }

@@ -11,14 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 static char dir[256];
 
@@ -293,12 +286,7 @@ static void test_broken(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/test_shard.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (make_temp_dir(dir, sizeof dir, "test_shard.XXXXXX") != 0) return 1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);  // the test's own HDF5 calls are expected to be quiet
     test_round_trip();
     test_empty();

@@ -18,24 +18,7 @@
 #include "image.h"
 #include "synth.h"
 
-static int failures = 0, checks = 0;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    failures++;
-}
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) fail(__VA_ARGS__);                                                            \
-    } while (0)
+#include "check.h"
 
 static const char *JSON_FILES[] = {
     "pretrain.json", "pretrain_heldout.json", "vg.json", "vg_heldout.json", "scenes.json",
@@ -87,9 +70,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "--generate")) return synth_main(argc - 1, argv + 1);
 
     char root[512];
-    const char *base = getenv("TMPDIR");
-    snprintf(root, sizeof(root), "%s/vlmae_test_synth_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(root)) die("mkdtemp %s failed", root);
+    if (make_temp_dir(root, sizeof(root), "vlmae_test_synth_XXXXXX") != 0) return 1;
     char a[600], b[600], c[600], d[600];
     snprintf(a, sizeof(a), "%s/a", root);
     snprintf(b, sizeof(b), "%s/b/nested", root); // --out creates missing parents
@@ -97,21 +78,21 @@ int main(int argc, char **argv) {
     snprintf(d, sizeof(d), "%s/d", root);
 
     // Command line.
-    CHECK(run(2, "synth", "--help") == 0, "--help exits 0");
-    CHECK(run(3, "synth", "--images", "50") == 2, "missing --out is a usage error");
-    CHECK(run(5, "synth", "--out", a, "--images", "2") == 2, "--images 2 refused");
-    CHECK(run(5, "synth", "--out", a, "--size", "abc") == 2, "--size abc refused");
-    CHECK(run(5, "synth", "--out", a, "--bogus", "1") == 2, "unknown option refused");
-    CHECK(run(4, "synth", "--out", a, "--seed") == 2, "missing value refused");
-    CHECK(access(a, F_OK) != 0, "usage errors create nothing");
+    CHECKF(run(2, "synth", "--help") == 0, "--help exits 0");
+    CHECKF(run(3, "synth", "--images", "50") == 2, "missing --out is a usage error");
+    CHECKF(run(5, "synth", "--out", a, "--images", "2") == 2, "--images 2 refused");
+    CHECKF(run(5, "synth", "--out", a, "--size", "abc") == 2, "--size abc refused");
+    CHECKF(run(5, "synth", "--out", a, "--bogus", "1") == 2, "unknown option refused");
+    CHECKF(run(4, "synth", "--out", a, "--seed") == 2, "missing value refused");
+    CHECKF(access(a, F_OK) != 0, "usage errors create nothing");
 
     // Determinism.
-    CHECK(run(10, "synth", "--out", a, "--seed", "7", "--images", "60", "--size", "64", "--quiet") == 0, "generate a");
-    CHECK(run(10, "synth", "--out", b, "--seed", "7", "--images", "60", "--size", "64", "--quiet") == 0, "generate b");
-    CHECK(run(10, "synth", "--out", c, "--seed", "8", "--images", "60", "--size", "64", "--quiet") == 0, "generate c");
-    CHECK(run(10, "synth", "--out", d, "--seed", "7", "--images", "20", "--size", "64", "--quiet") == 0, "generate d");
+    CHECKF(run(10, "synth", "--out", a, "--seed", "7", "--images", "60", "--size", "64", "--quiet") == 0, "generate a");
+    CHECKF(run(10, "synth", "--out", b, "--seed", "7", "--images", "60", "--size", "64", "--quiet") == 0, "generate b");
+    CHECKF(run(10, "synth", "--out", c, "--seed", "8", "--images", "60", "--size", "64", "--quiet") == 0, "generate c");
+    CHECKF(run(10, "synth", "--out", d, "--seed", "7", "--images", "20", "--size", "64", "--quiet") == 0, "generate d");
     for (size_t k = 0; k < NJSON; k++) {
-        CHECK(same_file(a, b, JSON_FILES[k]) == 1, "same seed, same %s", JSON_FILES[k]);
+        CHECKF(same_file(a, b, JSON_FILES[k]) == 1, "same seed, same %s", JSON_FILES[k]);
     }
     int images_same = 1;
     for (int i = 1; i <= 60; i++) {
@@ -119,11 +100,11 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof(name), "images/%06d.jpg", i);
         images_same &= same_file(a, b, name) == 1;
     }
-    CHECK(images_same, "same seed, same 60 JPEGs");
-    CHECK(same_file(a, c, "pretrain.json") == 0 && same_file(a, c, "images/000001.jpg") == 0 &&
+    CHECKF(images_same, "same seed, same 60 JPEGs");
+    CHECKF(same_file(a, c, "pretrain.json") == 0 && same_file(a, c, "images/000001.jpg") == 0 &&
               same_file(a, c, "scenes.json") == 0,
-          "another seed, other data");
-    CHECK(same_file(a, d, "images/000005.jpg") == 1, "image 5 does not depend on --images");
+           "another seed, other data");
+    CHECKF(same_file(a, d, "images/000005.jpg") == 1, "image 5 does not depend on --images");
 
     // Images decode; JSON files are lists (the full parse is in test_synth.sh).
     int decoded = 1;
@@ -137,13 +118,13 @@ int main(int argc, char **argv) {
         }
         image_free(&im);
     }
-    CHECK(decoded, "every image decodes to 64x64 RGB");
+    CHECKF(decoded, "every image decodes to 64x64 RGB");
     for (size_t k = 0; k < NJSON; k++) {
         char path[1024];
         snprintf(path, sizeof(path), "%s/%s", a, JSON_FILES[k]);
         size_t n;
         char *s = (char *)slurp(path, &n);
-        CHECK(s && n >= 4 && s[0] == '[' && s[n - 2] == ']' && s[n - 1] == '\n', "%s is a JSON list", JSON_FILES[k]);
+        CHECKF(s && n >= 4 && s[0] == '[' && s[n - 2] == ']' && s[n - 1] == '\n', "%s is a JSON list", JSON_FILES[k]);
         free(s);
     }
     // 60 images: 48 train, 6 val, 6 test; 3 pre-training captions per train image.
@@ -153,7 +134,7 @@ int main(int argc, char **argv) {
     char *s = (char *)slurp(path, &n);
     int entries = 0;
     for (char *p = s; p && (p = strstr(p, "\"caption\"")); p++) entries++;
-    CHECK(entries == 48 * 3, "pretrain.json: %d entries, want 144", entries);
+    CHECKF(entries == 48 * 3, "pretrain.json: %d entries, want 144", entries);
     free(s);
 
     char cmd[1200];

@@ -20,19 +20,7 @@
 #include "common.h"
 #include "tokenizer.h"
 
-static int failures = 0;
-static int checks = 0;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    failures++;
-}
+#include "check.h"
 
 #define MAXT 256
 

@@ -13,14 +13,8 @@
 #include "shard.h"
 #include "tasks/vqa.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
+
 #define NEAR(a, b) (fabs((double)(a) - (double)(b)) < 1e-6)
 
 // answers: "text:count" words, e.g. "yes:3 no:7"
