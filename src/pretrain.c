@@ -410,7 +410,9 @@ int pretrain_main(int argc, char **argv) {
             win_steps = acc_n = 0;
             t_win = now;
         }
-        if (check_sync > 0 && s % check_sync == 0 && (trainer_to_host(&t), !model_in_sync(&d, &m))) {
+        int sync_check = check_sync > 0 && s % check_sync == 0;
+        if (sync_check) trainer_to_host(&t);  // model_in_sync hashes the host mirrors
+        if (sync_check && !model_in_sync(&d, &m)) {
             if (R0) fprintf(stderr, "vlmae pretrain: ranks diverged at step %lld (parameters, momentum or queues differ)\n", (long long)s);
             status = 5;
             break;
