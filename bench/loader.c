@@ -16,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "augment.h"
-#include "image.h"
-#include "loader.h"
-#include "rng.h"
-#include "shard.h"
-#include "tokenizer.h"
+#include "data/augment.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
+#include "engine/rng.h"
 
 static double now(void) {
     struct timespec ts;

@@ -1,5 +1,5 @@
 // nccl_dist.h: GPU collectives for data-parallel training over NCCL (kernels/nccl_dist.cu).
-// Callable from C; needs no MPI header: the MPI side (src/dist.c) moves the unique id.
+// Callable from C; needs no MPI header: the MPI side (src/train/dist.c) moves the unique id.
 //
 // Setup, one process (rank) per GPU, after cuda_backend_init() chose the device:
 //     char id[NCCL_DIST_ID_BYTES];

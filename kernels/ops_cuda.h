@@ -7,7 +7,7 @@
 // copy_* members; ops_cuda.host_memory is 0). All work goes to one CUDA stream, in order,
 // asynchronously; the members that return a host value (xent_fwd, mse_rows_fwd, l1_fwd,
 // all_finite) or fill or read host memory (copy_h2d, copy_d2h, copy_d2h_2d) wait for the stream,
-// as does synchronize. Semantics are exactly ops_cpu's (src/ops_cpu.c): fully-masked attention
+// as does synchronize. Semantics are exactly ops_cpu's (src/engine/ops_cpu.c): fully-masked attention
 // rows give zeros, probs are saved before dropout, backward ops accumulate and skip NULL
 // gradients, dropout_mask draws the same bits. The members are the cuda_* functions below where
 // one exists (mem_alloc = cuda_malloc, copy_h2d = cuda_memcpy_h2d_sync, ema = cuda_ema_update,
@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ops.h"
+#include "engine/ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -95,7 +95,7 @@ void cuda_synchronize(void);  // waits for the stream and reports device-side er
 // Optimizer and model-state kernels (kernels/optim_cuda.cu). Device pointers, async.
 
 // One AdamW step over n values of the flat fp32 master buffer p, PyTorch semantics as in
-// src/optim.c (p -= lr*wd*decay*p; m, v moments; bias correction for step t, the step count
+// src/train/optim.c (p -= lr*wd*decay*p; m, v moments; bias correction for step t, the step count
 // after this step, t >= 1). decay (n bytes) is the 0/1 per-value weight-decay factor or NULL for all 1.
 // p_bf16 (n uint16 = bf16 bit patterns) or NULL: also writes the updated parameters rounded to
 // bf16 (round to nearest even), for bf16 weight storage.
@@ -115,7 +115,7 @@ int cuda_all_finite(const float *x, size_t n);
 // y (n) *= s, async (e.g. the gradient average when summing collectives are used).
 void cuda_scale(float *y, float s, size_t n);
 // Dropout keep-mask drawn on the device (n bytes, 1 = keep with probability 1 - p), async:
-// keep[i] = hash_uniform(seed, i) >= p (src/hash_uniform.h: splitmix64 of seed and i, 24-bit
+// keep[i] = hash_uniform(seed, i) >= p (src/engine/hash_uniform.h: splitmix64 of seed and i, 24-bit
 // resolution), so the mask depends only on (seed, i): reproducible, independent of launch
 // shape, and bit-identical to ops_cpu.dropout_mask -- CPU/GPU parity runs may use dropout.
 // Drawing masks on the host and copying them costs far more at base size (attention masks are

@@ -5,7 +5,7 @@
 // unless noted.
 //
 // The arithmetic follows the CPU code statement by statement (adamw_step and ema in
-// src/ops_cpu.c) so the two agree to rounding; nvcc may contract a*b+c into one FMA, so they
+// src/engine/ops_cpu.c) so the two agree to rounding; nvcc may contract a*b+c into one FMA, so they
 // agree to a few ulps, not bit for bit. The dropout masks do agree bit for bit (integer hash).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 
 #include "cuda_common.h"
-#include "hash_uniform.h"
+#include "engine/hash_uniform.h"
 #include "ops_cuda.h"
 
 #define THREADS 256
@@ -60,7 +60,7 @@ extern "C" void cuda_adamw_step(float *p, const float *g, float *m, float *v, co
         fprintf(stderr, "vlmae: cuda_adamw_step: step count %lld < 1\n", (long long)t);
         exit(1);
     }
-    // bias corrections computed on the host exactly as src/optim.c does
+    // bias corrections computed on the host exactly as src/train/optim.c does
     float c1 = 1.0f - powf(beta1, (float)t), c2 = 1.0f - powf(beta2, (float)t);
     adamw_k<<<grid_for(n, THREADS), THREADS, 0, stream()>>>(p, g, m, v, decay, n, lr, beta1, beta2,
                                                              eps, weight_decay, c1, c2,
@@ -129,7 +129,7 @@ extern "C" void cuda_scale(float *y, float s, size_t n) {
     cudaLaunchCheck();
 }
 
-// keep (n) = hash_uniform(seed, i) >= p: the very function ops_cpu uses (src/hash_uniform.h),
+// keep (n) = hash_uniform(seed, i) >= p: the very function ops_cpu uses (src/engine/hash_uniform.h),
 // one independent draw per index, so the masks agree bit for bit whatever the launch shape (the
 // draw is 24 bits, exact in fp32, and the comparison is exact on both sides).
 static __global__ void dropout_mask_k(uint8_t *keep, size_t n, float p, uint64_t seed) {

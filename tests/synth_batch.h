@@ -8,9 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "batch.h"
-#include "model.h"
-#include "rng.h"
+#include "data/batch.h"
+#include "engine/rng.h"
+#include "model/model.h"
 
 static const float synth_colours[4][3] = {{1.5f, -1, -1}, {-1, 1.5f, -1}, {-1, -1, 1.5f}, {1.5f, 1.5f, -1}};
 

@@ -1,4 +1,4 @@
-// test_augment.c: the RNG (src/rng.c) and the image transforms (src/augment.c).
+// test_augment.c: the RNG (src/engine/rng.c) and the image transforms (src/data/augment.c).
 //
 // - RNG: reproducible, streams independent, randint uniform and in range, shuffle a permutation,
 //   uniform in [0,1), normal with mean 0 / variance 1.
@@ -18,10 +18,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "augment.h"
-#include "common.h"
-#include "image.h"
-#include "rng.h"
+#include "data/augment.h"
+#include "data/image.h"
+#include "engine/common.h"
+#include "engine/rng.h"
 
 #include "check.h"
 

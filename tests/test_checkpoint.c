@@ -1,4 +1,4 @@
-// test_checkpoint.c: HDF5 checkpoints (src/checkpoint.c).
+// test_checkpoint.c: HDF5 checkpoints (src/train/checkpoint.c).
 //
 // Round trip bit for bit (parameters, momentum, AdamW moments and step count, queues and pointer,
 // meta with a >64 KiB config), weights-only load; clear errors for truncated, corrupted (a flipped
@@ -20,9 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "optim.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/optim.h"
 
 #include "check.h"
 

@@ -1,10 +1,10 @@
-// test_config.c: the run configuration (src/config.h): every shipped config loads and validates,
+// test_config.c: the run configuration (src/train/config.h): every shipped config loads and validates,
 // dump -> load round trips, every ModelConfig field has a key, each kind of error names the file,
 // the line and the key, --set overrides and their errors, and the cross-field checks (queue size
 // vs batch x world, widths vs heads, ...).
 #define _POSIX_C_SOURCE 200809L  // open_memstream, mkdtemp, setenv, strdup
 
-#include "config.h"
+#include "train/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>

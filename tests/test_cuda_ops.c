@@ -1,5 +1,5 @@
 // test_cuda_ops.c: the CUDA backend (kernels/ops_cuda.cu, optim_cuda.cu, nccl_dist.cu) against
-// the CPU backend (src/ops_cpu.c, which tests/test_ops.c checks against naive references and
+// the CPU backend (src/engine/ops_cpu.c, which tests/test_ops.c checks against naive references and
 // finite differences). Skips (77) without a CUDA device.
 //
 // Every op runs on the same random host inputs through ops_cpu and, copied to the device,
@@ -28,9 +28,9 @@
 #include <string.h>
 
 #include "build_config.h"
-#include "common.h"
+#include "engine/common.h"
+#include "engine/ops.h"
 #include "nccl_dist.h"
-#include "ops.h"
 #include "ops_cuda.h"
 
 static const Ops *CPU = &ops_cpu, *GPU = &ops_cuda;
@@ -777,7 +777,7 @@ static void test_optim(void) {
     cuda_memset(m_, 0, n * sizeof(float));
     cuda_memset(v_, 0, n * sizeof(float));
     uint16_t *pb_ = dalloc_bytes(n * sizeof(uint16_t));
-    // the CPU optimizer (src/optim.c) runs ops_cpu.adamw_step on its buffers
+    // the CPU optimizer (src/train/optim.c) runs ops_cpu.adamw_step on its buffers
     const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.02f;
     float *m = falloc(n), *v = falloc(n);
     for (int step = 1; step <= 3; step++) {

@@ -2,8 +2,8 @@
 // vectors on the device and compares with the host sum (exact: one IEEE add either way).
 #include <stdio.h>
 
-#include "common.h"
 #include "cuda_probe.h"
+#include "engine/common.h"
 
 int main(void) {
     int ndev = vlmae_cuda_device_count();

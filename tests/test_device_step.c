@@ -16,11 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "common.h"
-#include "ops_guard.h"
+#include "engine/common.h"
+#include "engine/ops_guard.h"
 #include "synth_batch.h"
-#include "trainer.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
 
 #include "check.h"
 

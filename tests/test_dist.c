@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common.h"
+#include "engine/common.h"
 #include "synth_batch.h"
-#include "trainer.h"
+#include "train/trainer.h"
 
 enum { B = 4, T = 8, NB = 3, STEPS = 20 };
 

@@ -10,7 +10,7 @@
 #  3. SIGTERM to one of 2 ranks: every rank stops at the same step, one checkpoint, exit 99, and
 #     the run resumes from it (SIGUSR1 is in test_pretrain.sh);
 #  4. a NaN injected into one rank's gradient or loss (test hook VLMAE_TEST_NAN_STEP/_RANK/_WHAT,
-#     read in src/trainer.c) is caught on every rank at the same step: train.nonfinite=stop ends
+#     read in src/train/trainer.c) is caught on every rank at the same step: train.nonfinite=stop ends
 #     the run (exit 3) naming the value, the ranks and the step, no checkpoint after it; =skip
 #     skips the step, counts it in log.jsonl (valid JSON), ranks stay in sync and no NaN reaches a
 #     checkpoint;

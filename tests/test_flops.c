@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "flops.h"
+#include "model/flops.h"
 
 static int check(Objective o, double want_g) {
     ModelConfig c;

@@ -1,4 +1,4 @@
-// test_image.c: JPEG/PNG decode and encode (src/image.c) and the PIL-compatible bicubic resize.
+// test_image.c: JPEG/PNG decode and encode (src/data/image.c) and the PIL-compatible bicubic resize.
 //
 // - JPEG round trip within JPEG tolerance; grayscale JPEG decodes to RGB with R = G = B.
 // - PNG round trip exact (RGB); gray, RGBA, palette (+ transparency), 16-bit, 1-bit and
@@ -20,9 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "image.h"
-#include "rng.h"
+#include "data/image.h"
+#include "engine/common.h"
+#include "engine/rng.h"
 
 #include "check.h"
 

@@ -1,6 +1,6 @@
 // test_json.c: the strict JSON parser: valid documents, error positions, nesting limit, escapes,
 // UTF-8 validation, and a cheap mutation fuzz (no crash, no leak of failures into successes).
-#include "json.h"
+#include "data/json.h"
 
 #include <math.h>
 #include <stdio.h>

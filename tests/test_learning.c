@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "engine/common.h"
 #include "synth_batch.h"
-#include "trainer.h"
+#include "train/trainer.h"
 
 static int run(const char *obj) {
     printf("== objective %s\n", obj);

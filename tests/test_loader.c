@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "augment.h"
-#include "image.h"
-#include "loader.h"
-#include "shard.h"
-#include "tokenizer.h"
+#include "data/augment.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
 
 #include "check.h"
 

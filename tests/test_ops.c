@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "ops.h"
+#include "engine/common.h"
+#include "engine/ops.h"
 
 static const Ops *O = &ops_cpu;
 

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common.h"
-#include "optim.h"
-#include "rng.h"
+#include "engine/common.h"
+#include "engine/rng.h"
+#include "train/optim.h"
 
 static int fail = 0;
 

@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "image.h"
-#include "pack.h"
-#include "shard.h"
+#include "data/image.h"
+#include "data/pack.h"
+#include "data/shard.h"
 
 #include "check.h"
 

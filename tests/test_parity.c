@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common.h"
-#include "model.h"
-#include "rng.h"
-#include "step.h"
-#include "tensorfile.h"
+#include "engine/common.h"
+#include "engine/rng.h"
+#include "model/model.h"
+#include "model/step.h"
+#include "train/tensorfile.h"
 
 static void write_config(const char *path, const ModelConfig *c, int B, int T) {
     FILE *f = fopenCheck(path, "w");

@@ -6,7 +6,7 @@
 #     equal bit for bit;
 #  2. 2 MPI ranks with --check-sync 1 keep parameters, momentum copies and queues bit-identical;
 #  3. SIGUSR1 to one of 2 ranks: every rank stops at the same step, one checkpoint, exit 99;
-#  4. runtime.device: guard (the device-resident step on a guarded "device", src/ops_guard.h):
+#  4. runtime.device: guard (the device-resident step on a guarded "device", src/engine/ops_guard.h):
 #     10 steps, stop, resume, 10 steps give the CPU run's losses and final checkpoint bit for bit
 #     (the device <-> host mirror paths of pretrain: checkpoint, resume); with 2 ranks (gradients
 #     averaged through host buffers, --check-sync through the mirrors) the CPU 2-rank losses.

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "retrieval.h"
-#include "rng.h"
+#include "engine/rng.h"
 #include "tasks/grounding.h"
+#include "tasks/retrieval.h"
 #include "tasks/retrieval_ft.h"
 
 #include "check.h"

@@ -1,5 +1,5 @@
-// test_safetensors.c: the safetensors reader/writer (src/safetensors.c) and weight import/export
-// (src/weights_import.c).
+// test_safetensors.c: the safetensors reader/writer (src/train/safetensors.c) and weight import/export
+// (src/train/weights_import.c).
 //
 // - writer -> reader round trip (shapes incl. 0-d and empty, values, metadata, 8-byte alignment);
 // - F16 / BF16 / F64 conversion on hand-made bit patterns, and on a file written by an
@@ -25,9 +25,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model.h"
-#include "safetensors.h"
-#include "weights_import.h"
+#include "model/model.h"
+#include "train/safetensors.h"
+#include "train/weights_import.h"
 
 #include "check.h"
 

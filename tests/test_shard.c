@@ -1,7 +1,7 @@
 // test_shard.c: HDF5 shard v1 writer/reader round trip, and clear errors for broken shards
 // (truncated file, wrong version, missing dataset, chunked jpeg, not HDF5, leftover .tmp).
 #define _GNU_SOURCE
-#include "shard.h"
+#include "data/shard.h"
 
 #include <hdf5.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-// test_synth_files.c: the synthetic dataset generator (src/synth.c): files and command line.
+// test_synth_files.c: the synthetic dataset generator (src/data/synth.c): files and command line.
 //
 // - Determinism: the same seed writes byte-identical files (every JSON file and every JPEG);
 //   another seed writes different ones; image k does not depend on --images.
@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "image.h"
-#include "synth.h"
+#include "data/image.h"
+#include "data/synth.h"
+#include "engine/common.h"
 
 #include "check.h"
 

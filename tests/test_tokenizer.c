@@ -1,4 +1,4 @@
-// test_tokenizer.c: WordPiece tokenizer (src/tokenizer.c) and ALBEF caption clean-up (src/caption.c)
+// test_tokenizer.c: WordPiece tokenizer (src/data/tokenizer.c) and ALBEF caption clean-up (src/data/caption.c)
 // against the real bert-base-uncased vocab. Expected ids were read off data/vocab.txt
 // (id = line number - 1) and agree with HuggingFace BertTokenizer (tests/tokenizer_cases.py
 // re-states its algorithm in Python and cross-checks thousands of random strings).
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "caption.h"
-#include "common.h"
-#include "tokenizer.h"
+#include "data/caption.h"
+#include "data/tokenizer.h"
+#include "engine/common.h"
 
 #include "check.h"
 

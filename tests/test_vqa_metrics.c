@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shard.h"
+#include "data/shard.h"
 #include "tasks/vqa.h"
 
 #include "check.h"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cross-check src/tokenizer.c and src/caption.c against a pure-Python re-statement of the
+"""Cross-check src/data/tokenizer.c and src/data/caption.c against a pure-Python re-statement of the
 HuggingFace BertTokenizer (transformers 4.8.1 as ALBEF uses it: do_lower_case, strip accents,
 tokenize_chinese_chars, special tokens never split, [CLS] + pieces with no [SEP]) and of ALBEF's
 pre_caption / pre_question.

@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import vlmae_ref as ref  # noqa: E402
 
-# model_config_base / config_small / model_config_tiny of src/model.c and src/bench.c
+# model_config_base / config_small / model_config_tiny of src/model/model.c and src/cli/bench.c
 BASE = {
     "image_size": 256, "patch_size": 16,
     "vision_width": 768, "vision_depth": 12, "vision_heads": 12, "vision_mlp": 3072,

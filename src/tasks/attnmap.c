@@ -11,15 +11,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "augment.h"
-#include "choices.h"
-#include "common.h"
-#include "config.h"
-#include "finetune.h"
-#include "image.h"
-#include "pretrain.h"
+#include "data/augment.h"
+#include "data/datafiles.h"
+#include "data/image.h"
+#include "data/tokenizer.h"
+#include "engine/common.h"
+#include "model/choices.h"
+#include "tasks/finetune.h"
 #include "tasks/tasklib.h"
-#include "tokenizer.h"
+#include "train/config.h"
 
 void attnmap_compute(const Model *m, const float *chw, int layer, float *out) {
     const ModelConfig *c = &m->cfg;

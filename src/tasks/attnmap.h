@@ -22,7 +22,7 @@
 #ifndef VLMAE_TASKS_ATTNMAP_H
 #define VLMAE_TASKS_ATTNMAP_H
 
-#include "model.h"
+#include "model/model.h"
 
 int attnmap_main(int argc, char **argv);
 

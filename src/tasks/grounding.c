@@ -17,18 +17,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "augment.h"
-#include "caption.h"
-#include "choices.h"
-#include "common.h"
-#include "graph.h"
-#include "image.h"
-#include "json.h"
-#include "loader.h"
-#include "shard.h"
+#include "data/augment.h"
+#include "data/caption.h"
+#include "data/image.h"
+#include "data/json.h"
+#include "data/loader.h"
+#include "data/shard.h"
+#include "engine/common.h"
+#include "engine/graph.h"
+#include "model/choices.h"
 #include "tasks/retrieval_ft.h"
 #include "tasks/task.h"
-#include "weights_import.h"
+#include "train/weights_import.h"
 
 // ---------------------------------------------------------------------------------------------
 // Box metrics

@@ -34,8 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "loader.h"
+#include "data/loader.h"
+#include "engine/common.h"
 #include "tasks/task.h"
 #include "tasks/tasklib.h"
 

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "choices.h"
-#include "common.h"
-#include "graph.h"
-#include "retrieval.h"
+#include "engine/common.h"
+#include "engine/graph.h"
+#include "model/choices.h"
+#include "tasks/retrieval.h"
 #include "tasks/task.h"
 
 typedef struct {

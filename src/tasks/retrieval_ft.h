@@ -10,7 +10,7 @@
 #ifndef VLMAE_TASKS_RETRIEVAL_FT_H
 #define VLMAE_TASKS_RETRIEVAL_FT_H
 
-#include "finetune.h"
+#include "tasks/finetune.h"
 
 // `vlmae finetune` of retrieval-style training on task.train (returns the exit status).
 int retrieval_ft_run(FtContext *cx);

@@ -20,7 +20,7 @@
 
 #include <stdio.h>
 
-#include "finetune.h"
+#include "tasks/finetune.h"
 
 typedef struct Task {
     const char *name;  // task.name

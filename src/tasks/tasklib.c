@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "choices.h"
-#include "common.h"
-#include "image.h"
-#include "loader.h"
-#include "rng.h"
-#include "tokenizer.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "engine/common.h"
+#include "engine/rng.h"
+#include "model/choices.h"
 
 // =============================================================================================
 // Data

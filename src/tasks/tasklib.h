@@ -22,13 +22,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "augment.h"
-#include "finetune.h"
-#include "graph.h"
-#include "model.h"
-#include "optim.h"
-#include "params.h"
-#include "shard.h"
+#include "data/augment.h"
+#include "data/shard.h"
+#include "engine/graph.h"
+#include "model/model.h"
+#include "model/params.h"
+#include "tasks/finetune.h"
+#include "train/optim.h"
 
 // ---- data -------------------------------------------------------------------------------------
 

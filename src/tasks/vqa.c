@@ -46,12 +46,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "json.h"
-#include "loader.h"
+#include "data/json.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "engine/common.h"
 #include "tasks/task.h"
 #include "tasks/tasklib.h"
-#include "tokenizer.h"
 
 // =============================================================================================
 // Pure pieces (vqa.h)

@@ -1,8 +1,8 @@
-// fuzz_annotations.c: libFuzzer harness for `vlmae pack`'s annotation readers (src/pack_list.c,
-// src/pack_pretrain.c, src/pack_tasks.c: ALBEF JSON lists, COCO captions, Visual Genome regions
+// fuzz_annotations.c: libFuzzer harness for `vlmae pack`'s annotation readers (src/data/pack_list.c,
+// src/data/pack_pretrain.c, src/data/pack_tasks.c: ALBEF JSON lists, COCO captions, Visual Genome regions
 // (+ image_data.json), CC3M/SBU TSV or JSON, and the VQA / SNLI-VE / NLVR2 / grounding task
 // lists) and the caption clean-up the workers apply. Built and run by `make fuzz`
-// (tests/fuzz/README.md). It follows pack's internals (src/pack_internal.h: PackOptions, PackList,
+// (tests/fuzz/README.md). It follows pack's internals (src/data/pack_internal.h: PackOptions, PackList,
 // pack_build_list).
 // Input: one byte choosing the format, then the annotation file; for vg+image_data the file is
 // "IMAGE_DATA_JSON\n----\nREGIONS_JSON".
@@ -11,8 +11,8 @@
 // every item has a path and at least one text) and every caption cleans up.
 #include "fuzz_util.h"
 
-#include "caption.h"
-#include "pack_internal.h"
+#include "data/caption.h"
+#include "data/pack_internal.h"
 
 static const char *formats[] = {"albef", "coco", "vg", "vg", "cc3m", "vqa", "ve", "nlvr", "grounding"};
 #define NFORMATS (sizeof formats / sizeof formats[0])

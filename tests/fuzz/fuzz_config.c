@@ -1,4 +1,4 @@
-// fuzz_config.c: libFuzzer harness for the run configuration (src/config.c: YAML via libyaml,
+// fuzz_config.c: libFuzzer harness for the run configuration (src/train/config.c: YAML via libyaml,
 // --set overrides, validation, dump). Built and run by `make fuzz` (tests/fuzz/README.md).
 // Input: a YAML config; or, when it starts with "--set\n", one --set KEY=VALUE per line applied
 // on top of configs/tiny.yaml's settings.
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "train/config.h"
 
 static const char base_yaml[] =
     "model: {preset: tiny, objective: vlmae, queue_size: 64}\n"

@@ -1,4 +1,4 @@
-// fuzz_image.c: libFuzzer harness for image decoding (src/image.c: JPEG via libjpeg-turbo, PNG via
+// fuzz_image.c: libFuzzer harness for image decoding (src/data/image.c: JPEG via libjpeg-turbo, PNG via
 // libpng): the input is an image file. Built and run by `make fuzz` (tests/fuzz/README.md).
 // Checks beyond "no crash": decode fails with a message and a zeroed image, or returns an RGB
 // image within the size limits whose every pixel is readable; it then survives a bicubic resize
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
+#include "data/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t *buf = malloc(size ? size : 1);  // a private copy: reads past the end are caught

@@ -1,11 +1,11 @@
-// fuzz_json.c: libFuzzer harness for the JSON parser (src/json.c). Built and run by `make fuzz`
+// fuzz_json.c: libFuzzer harness for the JSON parser (src/data/json.c). Built and run by `make fuzz`
 // (tests/fuzz/README.md). Checks beyond "no crash": an error always carries a position; a parsed
 // tree is well formed (string lengths match, every node typed, every member findable by key).
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "data/json.h"
 
 static void walk(const JsonValue *v, int depth) {
     if (depth > 64) abort();  // deeper than the max_depth given to json_parse

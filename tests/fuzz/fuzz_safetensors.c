@@ -1,4 +1,4 @@
-// fuzz_safetensors.c: libFuzzer harness for the safetensors reader (src/safetensors.c): the
+// fuzz_safetensors.c: libFuzzer harness for the safetensors reader (src/train/safetensors.c): the
 // input is a .safetensors file (header length, JSON header, data). Built and run by `make fuzz`
 // (tests/fuzz/README.md). Checks beyond "no crash": st_open either fails with a message or returns
 // tensors whose byte ranges lie inside the file and match their shapes, and every float tensor
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "train/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[64], err[1024];

@@ -1,5 +1,5 @@
-// fuzz_tokenizer.c: libFuzzer harness for the WordPiece tokenizer (src/tokenizer.c) and the caption
-// clean-up in front of it (src/caption.c). Built and run by `make fuzz` (tests/fuzz/README.md).
+// fuzz_tokenizer.c: libFuzzer harness for the WordPiece tokenizer (src/data/tokenizer.c) and the caption
+// clean-up in front of it (src/data/caption.c). Built and run by `make fuzz` (tests/fuzz/README.md).
 // Input, by its first byte:
 //   'V' + a vocab.txt       tokenizer_load on it; if it loads, encode a few fixed texts with it;
 //   anything else: text     pre_caption / pre_question, then encode with data/vocab.txt (the
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "caption.h"
-#include "tokenizer.h"
+#include "data/caption.h"
+#include "data/tokenizer.h"
 
 #ifndef VLMAE_SRCDIR
 #define VLMAE_SRCDIR "."
