@@ -321,9 +321,18 @@ static void write_json(FILE *f, const Machine *mc, const Setup *su, const Result
                 x->params * sizeof(float), x->allreduce_ms, x->device_mib);
         fprintf(f, "     \"steps_per_epoch\": %.0f, \"epoch_hours\": %.4f, \"rank_hours_per_epoch\": %.3f,\n",
                 x->steps_per_epoch, x->epoch_h, x->rank_h);
-        fprintf(f, "     \"loss\": {\"itc\": %.5f, \"itm\": %.5f, \"mlm\": %.5f, \"rmim\": %.5f, \"ifr\": %.5f, "
-                   "\"imc\": %.5f, \"lmi\": %.5f}}%s\n",
-                x->l.itc, x->l.itm, x->l.mlm, x->l.rmim, x->l.ifr, x->l.imc, x->l.lmi, i + 1 < n ? "," : "");
+        // JSON has no NaN or Inf: a non-finite loss is written as null and flagged, so that a reader
+        // (tests/gpu/run.sh) fails loudly instead of choking on the file or comparing nothing.
+        const float lv[7] = {x->l.itc, x->l.itm, x->l.mlm, x->l.rmim, x->l.ifr, x->l.imc, x->l.lmi};
+        const char *ln[7] = {"itc", "itm", "mlm", "rmim", "ifr", "imc", "lmi"};
+        int finite = 1;
+        fprintf(f, "     \"loss\": {");
+        for (int k = 0; k < 7; k++) {
+            finite &= isfinite(lv[k]) != 0;
+            if (isfinite(lv[k])) fprintf(f, "%s\"%s\": %.5f", k ? ", " : "", ln[k], lv[k]);
+            else fprintf(f, "%s\"%s\": null", k ? ", " : "", ln[k]);
+        }
+        fprintf(f, "}, \"losses_finite\": %s}%s\n", finite ? "true" : "false", i + 1 < n ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
 }

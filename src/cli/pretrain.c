@@ -25,12 +25,31 @@
 #include "train/config.h"
 #include "train/dist.h"
 #include "train/trainer.h"
+#include "train/validate.h"
 #include "train/weights_import.h"
 
 #define EXIT_REQUEUE 99  // checkpointed on a signal: the job script requeues
 
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) { stop_signal = sig; }
+
+// Validation losses on data.val at step s: printed and logged as their own log.jsonl line.
+// Returns 0, or -1 when a rank's validation loader failed (reported; every rank returns -1).
+static int run_validation(Trainer *t, Loader *V, const RunConfig *rc, FILE *jlog, int R0, int64_t s) {
+    ValLosses vl;
+    int vr = validate_pretrain(t, V, rc->train.val_batches, &vl);
+    if (vr == -2) return -1;
+    if (vr == 0 && R0) {
+        printf("step %lld val | itc %.4f itm %.4f mlm %.4f rmim %.4f ifr %.4f | %lld batches\n", (long long)s,
+               vl.itc, vl.itm, vl.mlm, vl.rmim, vl.ifr, (long long)vl.batches);
+        fprintf(jlog, "{\"step\": %lld, \"val_itc\": %.6f, \"val_itm\": %.6f, \"val_mlm\": %.6f, "
+                "\"val_rmim\": %.6f, \"val_ifr\": %.6f, \"val_total\": %.6f, \"val_batches\": %lld}\n",
+                (long long)s, vl.itc, vl.itm, vl.mlm, vl.rmim, vl.ifr, vl.total, (long long)vl.batches);
+        fflush(stdout);
+        fflush(jlog);
+    }
+    return 0;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -246,6 +265,31 @@ int pretrain_main(int argc, char **argv) {
     }
     int64_t total = rc.train.max_steps > 0 ? rc.train.max_steps : spe * rc.train.epochs;
 
+    // Held-out validation shards (data.val): eval mode (no augmentation), the training batch size.
+    Loader *V = NULL;
+    char **val_shards = NULL;
+    int n_val_shards = 0;
+    if (rc.data.val.n > 0 && rc.train.val_every > 0) {
+        if (loader_expand_shards((const char *const *)rc.data.val.items, rc.data.val.n, &val_shards, &n_val_shards,
+                                 err, sizeof(err)) != 0) {
+            if (R0) fprintf(stderr, "vlmae pretrain: data.val: %s\n", err);
+            dist_abort(&d, 2);
+        }
+        LoaderConfig vc = lc;
+        vc.shards = (const char *const *)val_shards, vc.num_shards = n_val_shards;
+        vc.eval = 1, vc.drop_last = 0;
+        V = loader_open(&vc, err, sizeof(err));
+        if (!V) {
+            fprintf(stderr, "vlmae pretrain (rank %d): data.val: %s\n", d.rank, err);
+            dist_abort(&d, 2);
+        }
+        if (loader_num_texts(V) < (int64_t)rc.train.batch_size * d.world) {
+            if (R0) fprintf(stderr, "vlmae pretrain: data.val holds %lld texts, fewer than one global batch (%d x %d)\n",
+                            (long long)loader_num_texts(V), rc.train.batch_size, d.world);
+            dist_abort(&d, 2);
+        }
+    }
+
     // Model, optionally initialised from pre-trained towers; the trainer around it.
     Model m;
     model_create(&m, mc);
@@ -335,7 +379,9 @@ int pretrain_main(int argc, char **argv) {
     int64_t win_steps = 0, acc_n = 0, start_step = t.step_count;
     double acc[5] = {0};
     int status = 0;
-    while (t.step_count < total) {
+    // The untrained model's validation losses: the baseline of the curve.
+    if (V && t.step_count == 0 && run_validation(&t, V, &rc, jlog, R0, 0) != 0) status = 3;
+    while (status == 0 && t.step_count < total) {
         if (dist_any(&d, stop_signal != 0)) {
             if (R0) printf("signal received: checkpointing at step %lld\n", (long long)t.step_count);
             status = save_checkpoint(&run) ? EXIT_REQUEUE : 4;
@@ -391,6 +437,10 @@ int pretrain_main(int argc, char **argv) {
             win_steps = acc_n = 0;
             t_win = now;
         }
+        if (V && (s % rc.train.val_every == 0 || s == total) && run_validation(&t, V, &rc, jlog, R0, s) != 0) {
+            status = 3;
+            break;
+        }
         int sync_check = check_sync > 0 && s % check_sync == 0;
         if (sync_check) trainer_to_host(&t);  // model_in_sync hashes the host mirrors
         if (sync_check && !model_in_sync(&d, &m)) {
@@ -418,6 +468,8 @@ int pretrain_main(int argc, char **argv) {
                    (long long)t.step_count, corrupt, replaced);
     }
     if (jlog) fclose(jlog);
+    if (V) loader_close(V);
+    if (val_shards) loader_free_paths(val_shards, n_val_shards);
     loader_close(L);
     loader_free_paths(shards, n_shards);
     trainer_free(&t);

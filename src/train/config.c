@@ -104,6 +104,8 @@ const Field config_fields[] = {
     F("train.ckpt_every", T_I64, train.ckpt_every, R_MIN, 0, 0),
     INT_GE("train.keep_checkpoints", train.keep_checkpoints, 0),
     ENUM("train.nonfinite", train.nonfinite, NONFINITE),
+    F("train.val_every", T_I64, train.val_every, R_MIN, 0, 0),
+    F("train.val_batches", T_I64, train.val_batches, R_MIN, 0, 0),
 
     SECTION("data"),
     PATH("data.vocab", data.vocab),
@@ -120,6 +122,7 @@ const Field config_fields[] = {
     BOOL("data.augment.hflip", data.hflip),
     FLT("data.augment.crop_scale_min", data.crop_scale_min, R_MIN_EXCL | R_MAX, 0, 1),
     {"data.datasets", T_DATASETS, 0, 0, 0, 0, 0, NULL},
+    F("data.val", T_PATHLIST, data.val, 0, 0, 0),
 
     SECTION("init"),
     PATH("init.vit", init.vit),
@@ -179,6 +182,7 @@ void config_defaults(RunConfig *c) {
     t->weight_decay = 0.02f, t->beta1 = 0.9f, t->beta2 = 0.999f, t->eps = 1.0e-8f;
     t->alpha = 0.4f, t->alpha_ramp = 1, t->seed = 42;
     t->log_every = 50, t->ckpt_every = 1000, t->keep_checkpoints = 3, t->nonfinite = 0;
+    t->val_every = 1000, t->val_batches = 0;
 
     DataConfig *d = &c->data;
     d->text_max_len = 25, d->max_words = 30, d->threads = 4, d->prefetch = 2, d->skip_corrupt = 0;
@@ -204,6 +208,7 @@ void config_free_path_list(PathList *l) {
 
 static void free_path_lists(RunConfig *c) {
     config_free_path_list(&c->task.train), config_free_path_list(&c->task.val), config_free_path_list(&c->task.test);
+    config_free_path_list(&c->data.val);
 }
 
 void config_free_datasets(DatasetConfig *ds, int n) {

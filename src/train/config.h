@@ -7,10 +7,11 @@
 //   losses:   itc, itm, mlm, rmim, ifr                       -> ModelConfig.w_*
 //   train:    batch_size (per rank), epochs, max_steps, lr, warmup_lr, min_lr, warmup_steps,
 //             weight_decay, beta1, beta2, eps, alpha, alpha_ramp, seed, log_every, ckpt_every,
-//             keep_checkpoints, nonfinite (stop | skip)
+//             keep_checkpoints, nonfinite (stop | skip), val_every, val_batches
 //   data:     vocab, text_max_len, max_words, threads, prefetch, skip_corrupt,
 //             augment: {randaugment, color_jitter, grayscale, blur, hflip, crop_scale_min},
-//             datasets: [{name: coco, shards: ["shards/coco-*.h5", ...]}, ...]
+//             datasets: [{name: coco, shards: ["shards/coco-*.h5", ...]}, ...],
+//             val: ["shards/val-*.h5"] (held-out shards for validation losses)
 //   init:     vit, bert (optional .safetensors checkpoints)
 //   runtime:  device (cpu | cuda | guard), precision (fp32 | bf16)
 //   task:     name, train, val, test (lists of paths / globs), image_size, text_max_len, k_test,
@@ -52,6 +53,12 @@ typedef enum { PRESET_BASE = 0, PRESET_TINY = 1 } ModelPreset;
 typedef enum { DEVICE_CPU = 0, DEVICE_CUDA = 1, DEVICE_GUARD = 2 } RuntimeDevice;
 typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } Precision;
 
+// A list of paths or glob patterns (data.val, task.train / task.val / task.test), malloc'ed.
+typedef struct {
+    char **items;
+    int n;
+} PathList;
+
 typedef struct {
     char name[CONFIG_NAME_MAX];  // non-empty, unique within data.datasets
     char **shards;               // malloc'ed paths or glob patterns (config_free releases them)
@@ -72,6 +79,8 @@ typedef struct {
     int64_t ckpt_every;     // steps; 0 = only at the end / on signal
     int keep_checkpoints;   // most recent step checkpoints kept; 0 = keep all
     int nonfinite;          // NonfinitePolicy (trainer.h): 0 = stop, 1 = skip
+    int64_t val_every;      // held-out validation every N steps and at the end (data.val; 0 = off)
+    int64_t val_batches;    // at most this many validation batches per rank (0 = all of data.val)
 } TrainConfig;
 
 typedef struct {
@@ -85,6 +94,7 @@ typedef struct {
     float crop_scale_min;         // data.augment.crop_scale_min: RandomResizedCrop's smallest area
     DatasetConfig *datasets;      // malloc'ed (config_free releases them)
     int n_datasets;
+    PathList val;                 // held-out pre-training shards (train.val_every); none = no validation
 } DataConfig;
 
 typedef struct {
@@ -96,12 +106,6 @@ typedef struct {
     RuntimeDevice device;
     Precision precision;
 } RuntimeConfig;
-
-// A list of paths or glob patterns (task.train / task.val / task.test), malloc'ed.
-typedef struct {
-    char **items;
-    int n;
-} PathList;
 
 // task: the downstream task of `vlmae finetune` / `vlmae eval` (src/tasks/finetune.h, src/tasks/).
 // Optimizer and schedule settings come from train.*; with --init the architecture comes from the

@@ -13,6 +13,7 @@ libvlmae_a_SOURCES += \
 	src/train/safetensors.c \
 	src/train/tensorfile.c \
 	src/train/trainer.c \
+	src/train/validate.c \
 	src/train/weights_import.c
 
 noinst_HEADERS += \
@@ -25,4 +26,5 @@ noinst_HEADERS += \
 	src/train/safetensors.h \
 	src/train/tensorfile.h \
 	src/train/trainer.h \
+	src/train/validate.h \
 	src/train/weights_import.h

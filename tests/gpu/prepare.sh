@@ -19,7 +19,8 @@
 # ${VLMAE_GPU_CACHE:-/tmp/vlmae-gpu-prepare}. Takes a few minutes (most of it the build).
 #
 # Usage: bash tests/gpu/prepare.sh          (then see tests/gpu/README.md)
-# Rerun it after changing configure.ac, Makefile.am or m4/*.m4 (run.sh warns when they differ).
+# Rerun it after changing configure.ac, Makefile.am, src/*/local.mk or m4/*.m4 (run.sh warns when
+# they differ).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -177,7 +178,7 @@ tar -C "$STAGE" -cf - deps | xz -6 -T0 >"$DEST/deps.tar.xz"
     echo "packages: ${!PKGS[*]}"
     [ ${#NOPKG[@]} -eq 0 ] || echo "copied from the host (no package): ${!NOPKG[*]}"
     echo "# build inputs: run.sh compares these with the checkout it runs in"
-    (cd "$SRC" && sha256sum configure.ac Makefile.am m4/vlmae_*.m4)
+    (cd "$SRC" && sha256sum configure.ac Makefile.am src/*/local.mk m4/vlmae_*.m4)
 } >"$DEST/MANIFEST"
 
 size=$(du -sk "$DEST" | cut -f1)

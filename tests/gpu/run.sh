@@ -167,7 +167,7 @@ else
        (cd "$BUILD" && make -j"$JOBS" vlmae tests/test_cuda_ops tests/test_cuda_probe) >>"$OUTDIR/build.log" 2>&1; then
         result build PASS "configure + make in $((SECONDS - t0))s; CUDA $(sed -n 's/^  CUDA *//p' "$OUTDIR/build.log" | head -1 | cut -c1-40); NCCL $(sed -n 's/^  NCCL *//p' "$OUTDIR/build.log" | head -1)"
         # headers of the carried libraries must come from .gpu-deps, not from this system
-        sys=$(cat "$BUILD"/src/.deps/*.Po 2>/dev/null | grep -oE '/usr/include/(hdf5/|yaml\.h|jpeglib\.h|png\.h|libpng16/|utf8proc\.h|x86_64-linux-gnu/openblas)[^ ]*' | sort -u | head -5 | tr '\n' ' ')
+        sys=$(cat "$BUILD"/src/*/.deps/*.Po 2>/dev/null | grep -oE '/usr/include/(hdf5/|yaml\.h|jpeglib\.h|png\.h|libpng16/|utf8proc\.h|x86_64-linux-gnu/openblas)[^ ]*' | sort -u | head -5 | tr '\n' ' ')
         [ -z "$sys" ] || result headers WARN "taken from the system, not .gpu-deps: $sys"
     else
         tail -25 "$OUTDIR/build.log" | sed 's/^/    | /'
@@ -232,37 +232,26 @@ bench() {  # bench SECONDS ARGS...: run vlmae bench with a time limit, output to
     echo "## vlmae bench $*" >>"$BENCH_LOG"
     timeout "$lim" "$BIN/vlmae" bench "$@" >>"$BENCH_LOG" 2>&1
 }
-losses() {  # print "name value" per loss of a bench --json file
-    python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-for r in d["results"]:
-    for k, v in r["loss"].items(): print(r["objective"] + "." + k, repr(v))' "$1"
+# verdict MODE FILES...: one "PASS ..." / "FAIL ..." line from tests/gpu/losses.py (an empty or
+# unparsable file, a crash or a non-finite loss is a FAIL; an empty verdict is made a FAIL here)
+verdict() {
+    local v
+    v=$(python3 "$ROOT/tests/gpu/losses.py" "$@" 2>&1 | tail -1)
+    case $v in PASS* | FAIL*) echo "$v" ;; *) echo "FAIL no verdict from losses.py: ${v:-empty output}" ;; esac
 }
 # Parity and determinism runs use the deterministic scatter-add (no atomics, ops_cuda.h); the
 # throughput run below uses the default (faster) kernels.
 export VLMAE_CUDA_DETERMINISTIC=1
 if [ "$(left)" -gt 120 ] && bench 100 $SMALL --device cpu --json "$WORK/p_cpu.json" && bench 60 $SMALL --device cuda $PREC --json "$WORK/p_cuda.json"; then
-    verdict=$(python3 - "$WORK/p_cpu.json" "$WORK/p_cuda.json" "$TOL" <<'EOF'
-import json, sys
-a, b, tol = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
-worst, where = 0.0, ""
-for ra, rb in zip(a["results"], b["results"]):
-    for k, va in ra["loss"].items():
-        vb = rb["loss"][k]
-        e = abs(va - vb) / max(abs(va), 1e-3)
-        if e > worst: worst, where = e, "%s.%s cpu %.5f cuda %.5f" % (ra["objective"], k, va, vb)
-print(("PASS" if worst <= tol else "FAIL") + " max rel diff %.2e (tol %g) %s" % (worst, tol, where))
-EOF
-)
-    result step_parity "${verdict%% *}" "tiny model, 3 steps, losses CPU vs CUDA${PREC:+ ($PREC)}: ${verdict#* }"
-    if [ "$(left)" -gt 90 ] && bench 60 $SMALL --device cuda $PREC --json "$WORK/p_cuda2.json"; then
-        if [ "$(losses "$WORK/p_cuda.json")" = "$(losses "$WORK/p_cuda2.json")" ]; then
-            result determinism PASS "two CUDA runs gave identical losses (as printed by bench --json)"
-        else
-            result determinism FAIL "two CUDA runs differ: $(diff <(losses "$WORK/p_cuda.json") <(losses "$WORK/p_cuda2.json") | grep '^>' | head -3 | tr '\n' ' ')"
-        fi
+    v=$(verdict parity "$WORK/p_cpu.json" "$WORK/p_cuda.json" "$TOL")
+    result step_parity "${v%% *}" "tiny model, 3 steps, losses CPU vs CUDA${PREC:+ ($PREC)}: ${v#* }"
+    if [ "$(left)" -le 90 ]; then
+        result determinism SKIP "only $(left)s left of the budget"
+    elif bench 60 $SMALL --device cuda $PREC --json "$WORK/p_cuda2.json"; then
+        v=$(verdict same "$WORK/p_cuda.json" "$WORK/p_cuda2.json")
+        result determinism "${v%% *}" "two CUDA runs (deterministic kernels), losses of bench --json: ${v#* }"
     else
-        result determinism SKIP "no time left or the second run failed (bench.log)"
+        result determinism FAIL "the second CUDA run failed (bench.log: $(tail -1 "$BENCH_LOG"))"
     fi
 else
     result step_parity FAIL "vlmae bench failed or no time left (bench.log: $(tail -1 "$BENCH_LOG"))"
@@ -273,7 +262,8 @@ lim=$(( $(left) - 15 ))
 [ $lim -gt 300 ] && lim=300
 if [ $lim -gt 60 ]; then
     if bench $lim --device cuda --model base --objective all --batch 64 --text-len 30 --steps 5 --warmup 2 --json "$OUTDIR/bench.json"; then
-        result throughput PASS "base model, batch 64, text 30 (bench.log, bench.json):"
+        v=$(verdict finite "$OUTDIR/bench.json")
+        result throughput "${v%% *}" "base model, batch 64, text 30 (bench.log, bench.json): ${v#* }"
         while read -r l; do SUMMARY+=("               $l"); done < <(grep -E '^(vlmae bench:|objective|albef|vlmae) ' "$BENCH_LOG" | tail -4)
     else
         result throughput FAIL "vlmae bench (base, batch 64) failed or ran past ${lim}s (bench.log: $(tail -1 "$BENCH_LOG"))"
