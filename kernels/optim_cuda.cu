@@ -1,8 +1,8 @@
 // optim_cuda.cu: the optimizer and model-state kernels of the CUDA backend (declared in
 // ops_cuda.h): AdamW over one flat fp32 master buffer (optionally writing a bf16 copy), the
 // momentum EMA over one flat buffer, the ITC queue enqueue, small helpers (clamp, finite check,
-// scale) and dropout keep-masks. All run on the backend's stream (ops_cuda.cu), asynchronously
-// unless noted.
+// scale) and dropout keep-masks. All run on the backend's stream (ops_cuda_backend.cu),
+// asynchronously unless noted.
 //
 // The arithmetic follows the CPU code statement by statement (adamw_step and ema in
 // src/engine/ops_cpu.c) so the two agree to rounding; nvcc may contract a*b+c into one FMA, so they
