@@ -24,6 +24,19 @@ static int check(cudaError_t err, const char *what) {
     return -1;
 }
 
+extern "C" int vlmae_cuda_set_device(int dev) {
+    return check(cudaSetDevice(dev), "cudaSetDevice");
+}
+
+extern "C" int vlmae_cuda_pci_bus_id(int dev, char *buf, int len) {
+    if (cudaDeviceGetPCIBusId(buf, len, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        if (len > 0) buf[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
 extern "C" int vlmae_cuda_probe_add(float *c, const float *a, const float *b, int n) {
     size_t bytes = (size_t)n * sizeof(float);
     float *da = NULL, *db = NULL, *dc = NULL;

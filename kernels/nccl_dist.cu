@@ -89,6 +89,21 @@ extern "C" int nccl_sum_int(NcclDist *d, int x) {
     return h;
 }
 
+extern "C" int nccl_dist_async_error(NcclDist *d, char *msg, size_t n) {
+    if (!d) return 0;
+    ncclResult_t async = ncclSuccess, r = ncclCommGetAsyncError(d->comm, &async);
+    if (r != ncclSuccess) {
+        snprintf(msg, n, "NCCL: ncclCommGetAsyncError failed: %s", ncclGetErrorString(r));
+        return 1;
+    }
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
+    if (async == ncclInProgress) return 0;  // (non-blocking communicators only: still working)
+#endif
+    if (async == ncclSuccess) return 0;
+    snprintf(msg, n, "NCCL asynchronous error on rank %d of %d: %s", d->rank, d->world, ncclGetErrorString(async));
+    return 1;
+}
+
 #else  // built without NCCL
 
 static void no_nccl(const char *what) {
@@ -111,6 +126,10 @@ extern "C" void nccl_allgather(NcclDist *d, const float *send, float *recv, size
 }
 extern "C" int nccl_sum_int(NcclDist *d, int x) {
     (void)d, (void)x, no_nccl(__func__);
+    return 0;
+}
+extern "C" int nccl_dist_async_error(NcclDist *d, char *msg, size_t n) {
+    (void)d, (void)msg, (void)n;
     return 0;
 }
 

@@ -40,6 +40,12 @@ void nccl_allreduce_mean(NcclDist *d, float *x, size_t n, size_t bucket_elems);
 void nccl_allgather(NcclDist *d, const float *send, float *recv, size_t n);
 // Sum over ranks of one int (host in, host out; waits): e.g. "any rank saw a non-finite value".
 int nccl_sum_int(NcclDist *d, int x);
+// The communicator's asynchronous error state (ncclCommGetAsyncError): 0 while it is healthy; 1
+// with a one-line reason in msg (n bytes) when NCCL reported an error (a peer or the network
+// failed: the communicator is unusable and its pending collectives may never complete). Cheap
+// and callable from another thread while collectives run: the watchdog (src/train/watchdog.h)
+// polls it. Built without NCCL: always 0.
+int nccl_dist_async_error(NcclDist *d, char *msg, size_t n);
 
 #ifdef __cplusplus
 }

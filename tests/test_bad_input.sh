@@ -3,8 +3,9 @@
 # Every case must end with a clear message naming the file and the problem and a non-zero exit,
 # and must leave an existing run directory (checkpoint, config.yaml, log.jsonl) untouched:
 #   shards: truncated, wrong format version, another vocabulary's token ids (vocab_hash), a missing
-#           file or glob; corrupt JPEG bytes inside a shard are the exception: the loader reports,
-#           replaces and counts them (log.jsonl "replaced") and the run goes on;
+#           file or glob, a dataset whose shards hold no texts; corrupt JPEG bytes inside a shard
+#           are the exception: the loader reports, replaces and counts them (log.jsonl
+#           "replaced") and the run goes on;
 #   pack:   missing, truncated and undecodable image files are reported by name and counted;
 #   config: unknown key, wrong type, impossible values (queue_size not a multiple of batch x world,
 #           mask_ratio 1.0, text_max_len 0 and 1), in a file and with --set;
@@ -78,6 +79,25 @@ pretrain_on "missing shard file" "no shard file matches .*nothere\.h5" "$dir/bad
 pretrain_on "empty shard file" "empty\.h5: " "$dir/bad/empty.h5"
 cp "$dir/syn/pretrain.json" "$dir/bad/notshard.h5"
 pretrain_on "a JSON file as a shard" "notshard\.h5: " "$dir/bad/notshard.h5"
+
+# An empty dataset next to a good one (its shards packed when no image was found) is an error
+# naming the dataset and its shard pattern; it used to be dropped silently (training on the
+# other dataset alone).
+"$PY" - "$shard" "$dir/bad/empty-00000.h5" <<'PYEOF'
+import h5py, numpy as np, sys
+src = h5py.File(sys.argv[1], "r")
+with h5py.File(sys.argv[2], "w") as f:  # the same tables, no image, no text
+    for k, v in src.attrs.items(): f.attrs[k] = v
+    def empty(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            n = 1 if name.endswith("offsets") else 0
+            f.create_dataset(name, shape=(n,) + obj.shape[1:], dtype=obj.dtype,
+                             data=np.zeros((n,) + obj.shape[1:], obj.dtype) if n else None)
+    src.visititems(empty)
+PYEOF
+expect "empty dataset next to a good one" "dataset coco \(.*empty-\*\.h5\) holds no texts" \
+    pretrain -c "$cfg" $common --resume auto --run-dir "$run" \
+    --set "data.datasets=[{name: coco, shards: [\"$dir/bad/empty-*.h5\"]}, {name: albef, shards: [\"$shard\"]}]"
 
 # ---- Corrupt JPEG bytes inside a shard: reported (file + image row), replaced, counted; the run goes on.
 cp "$shard" "$dir/bad/corrupt-00000.h5"

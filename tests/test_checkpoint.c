@@ -40,11 +40,15 @@ static void make_state(Model *m, AdamW *o, const ModelConfig *c, uint64_t seed) 
     model_init_weights(m, seed);
     adamw_init(o, &m->params, 0.9f, 0.999f, 1e-8f, 0.02f);
     // Momentum differs from online; moments and pointer are non-trivial.
-    for (size_t i = 0; i < m->momentum.total; i++) m->momentum.data[i] += 1e-3f * (float)((i + seed) % 7);
-    for (size_t i = 0; i < o->n; i++) {
-        o->m[i] = 1e-4f * (float)((i * 13 + seed) % 101) - 5e-3f;
-        o->v[i] = 1e-6f * (float)((i * 7 + seed) % 97);
-    }
+    // (Values of the tensors only: the alignment gaps between them stay 0, as in training.)
+    for (int k = 0; k < m->momentum.count; k++)
+        for (size_t i = m->momentum.p[k].offset; i < m->momentum.p[k].offset + m->momentum.p[k].n; i++)
+            m->momentum.data[i] += 1e-3f * (float)((i + seed) % 7);
+    for (int k = 0; k < m->params.count; k++)
+        for (size_t i = m->params.p[k].offset; i < m->params.p[k].offset + m->params.p[k].n; i++) {
+            o->m[i] = 1e-4f * (float)((i * 13 + seed) % 101) - 5e-3f;
+            o->v[i] = 1e-6f * (float)((i * 7 + seed) % 97);
+        }
     o->t = (int64_t)(seed * 3 + 1);
     m->queue_ptr = 16;
 }

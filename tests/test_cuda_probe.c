@@ -1,6 +1,8 @@
-// test_cuda_probe: the CUDA toolchain end to end. Skips (77) without a GPU; otherwise adds two
-// vectors on the device and compares with the host sum (exact: one IEEE add either way).
+// test_cuda_probe: the CUDA toolchain end to end. Skips (77) without a GPU; otherwise checks the
+// device calls of rank placement (distinct PCI bus ids, cudaSetDevice), adds two vectors on the
+// device and compares with the host sum (exact: one IEEE add either way).
 #include <stdio.h>
+#include <string.h>
 
 #include "cuda_probe.h"
 #include "engine/common.h"
@@ -12,6 +14,27 @@ int main(void) {
         return 77;
     }
     printf("%d CUDA device(s)\n", ndev);
+
+    // Rank placement's device calls (src/train/placement.c): distinct PCI bus ids, cudaSetDevice.
+    char ids[16][64];
+    for (int i = 0; i < ndev && i < 16; i++) {
+        if (vlmae_cuda_pci_bus_id(i, ids[i], (int)sizeof(ids[i])) != 0 || !ids[i][0]) {
+            fprintf(stderr, "FAIL: no PCI bus id for device %d\n", i);
+            return 1;
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(ids[i], ids[j])) {
+                fprintf(stderr, "FAIL: devices %d and %d have the same PCI bus id %s\n", j, i, ids[i]);
+                return 1;
+            }
+        printf("device %d: PCI bus id %s\n", i, ids[i]);
+    }
+    char none[64];
+    if (vlmae_cuda_pci_bus_id(ndev, none, (int)sizeof(none)) == 0 || vlmae_cuda_set_device(ndev - 1) != 0 ||
+        vlmae_cuda_set_device(0) != 0) {
+        fprintf(stderr, "FAIL: vlmae_cuda_pci_bus_id / vlmae_cuda_set_device\n");
+        return 1;
+    }
 
     const int n = 1000003;  // not a multiple of the block size: exercises the tail guard
     float *a = mallocCheck(n * sizeof(float));

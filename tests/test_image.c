@@ -1,6 +1,7 @@
 // test_image.c: JPEG/PNG decode and encode (src/data/image.c) and the PIL-compatible bicubic resize.
 //
-// - JPEG round trip within JPEG tolerance; grayscale JPEG decodes to RGB with R = G = B.
+// - JPEG round trip within JPEG tolerance; grayscale JPEG decodes to RGB with R = G = B; 4:4:4
+//   chroma keeps pure colour blocks (4:2:0, the default, smears them).
 // - PNG round trip exact (RGB); gray, RGBA, palette (+ transparency), 16-bit, 1-bit and
 //   interlaced PNGs decode to the expected 8-bit RGB.
 // - Truncated / corrupt / garbage data returns -1 with a message and never crashes or prints.
@@ -139,6 +140,42 @@ static void test_jpeg_roundtrip(void) {
     CHECKF(image_read_file(path, &dec, err, sizeof(err)) == -1 && strstr(err, "missing.jpg"),
            "missing file reports its name: '%s'", err);
     free(bytes);
+    image_free(&im);
+}
+
+// 4:4:4 keeps pure colours with sharp edges; 4:2:0 (the default) smears them.
+static double chroma_mae(const Image *im, JpegChroma chroma) {
+    uint8_t *b;
+    size_t n;
+    Image d;
+    CHECKF(image_encode_jpeg_chroma(im, 95, chroma, &b, &n) == 0, "encode chroma %d", (int)chroma);
+    CHECKF(image_decode(b, n, &d, NULL, 0) == 0 && d.h == im->h && d.w == im->w, "decode chroma %d",
+           (int)chroma);
+    double sum = 0;
+    for (size_t i = 0; d.px && i < (size_t)im->h * im->w * 3; i++) sum += abs((int)d.px[i] - (int)im->px[i]);
+    image_free(&d);
+    free(b);
+    return sum / ((double)im->h * im->w * 3);
+}
+
+static void test_jpeg_chroma(void) {
+    static const uint8_t pal[6][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255},
+                                      {255, 255, 0}, {255, 0, 255}, {0, 255, 255}};
+    Image im;
+    image_alloc(&im, 40, 56, 3);
+    for (int y = 0; y < 40; y++)
+        for (int x = 0; x < 56; x++) memcpy(im.px + ((size_t)y * 56 + x) * 3, pal[(x / 3 + 2 * (y / 3)) % 6], 3);
+    double m420 = chroma_mae(&im, JPEG_CHROMA_420), m444 = chroma_mae(&im, JPEG_CHROMA_444);
+    CHECKF(m444 < 4.0 && m444 * 3 < m420, "pure colour blocks: mean abs error 4:4:4 %.2f, 4:2:0 %.2f",
+           m444, m420);
+    // image_encode_jpeg is 4:2:0, byte for byte.
+    uint8_t *a, *b;
+    size_t na, nb;
+    CHECK(image_encode_jpeg(&im, 90, &a, &na) == 0);
+    CHECK(image_encode_jpeg_chroma(&im, 90, JPEG_CHROMA_420, &b, &nb) == 0);
+    CHECK(na == nb && !memcmp(a, b, na));
+    free(a);
+    free(b);
     image_free(&im);
 }
 
@@ -393,6 +430,7 @@ static void test_resize(void) {
 int main(void) {
     if (make_temp_dir(tmpdir, sizeof(tmpdir), "vlmae_test_image_XXXXXX") != 0) return 1;
     test_jpeg_roundtrip();
+    test_jpeg_chroma();
     test_jpeg_errors();
     test_png();
     test_resize();

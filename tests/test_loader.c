@@ -1,7 +1,8 @@
 // test_loader.c: the sharded loader. W ranks (W = 1, 2, 3, in-process) together see every sample
 // exactly once per epoch, disjointly; batches are identical whatever the thread count and
 // prefetch depth; seek/resume reproduces the batches exactly; eval mode covers every sample once
-// in order; corrupt images are reported, counted and replaced (or skipped) deterministically.
+// in order; corrupt images are reported, counted and replaced (or skipped) deterministically; a
+// dataset whose shards hold no text is an error naming it.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -534,6 +535,54 @@ static void test_empty_shard(void) {
     }
 }
 
+// A dataset whose shards hold no text is an error naming it and its pattern; it used to drop out
+// of the sample space without a word (data.datasets=[{name: coco, shards: [empty]}, {name: albef,
+// ...}] trained on albef alone). Empty shards inside a dataset stay harmless (above).
+static void test_empty_dataset(void) {
+    char path[600], pat[600], err[1024];
+    snprintf(path, sizeof path, "%s/coco-00000.h5", dir);
+    snprintf(pat, sizeof pat, "%s/coco-*.h5", dir);
+    ShardWriter *w = shard_writer_open(path, "coco", 0, err, sizeof err);
+    CHECK(w && shard_writer_finish(w, err, sizeof err) == 0);
+    const char *coco[1] = {pat}, *albef[2] = {shards[1], shards[2]};
+    LoaderDataset ds[2] = {{"coco", coco, 1}, {"albef", albef, 2}};
+    char **paths = NULL, **labels = NULL;
+    int np = 0;
+    CHECKF(loader_expand_datasets(ds, 2, &paths, &labels, &np, err, sizeof err) == 0 && np == 3, "%s", err);
+    if (np != 3) return;
+    CHECK(!strcmp(paths[0], path) && !strcmp(paths[2], shards[2]));
+    CHECKF(strstr(labels[0], "coco") && strstr(labels[0], pat) && strstr(labels[1], "albef"), "%s", labels[0]);
+    LoaderConfig c;
+    base_config(&c, np);
+    c.shards = (const char *const *)paths;
+    c.shard_dataset = (const char *const *)labels;
+    Loader *L = loader_open(&c, err, sizeof err);
+    CHECKF(L == NULL && strstr(err, "dataset coco (") && strstr(err, pat) && strstr(err, "holds no texts"),
+           "an empty dataset next to a good one: %s", L ? "opened" : err);
+    loader_close(L);
+    // The good dataset alone opens; so do both when the empty shard sits inside albef.
+    c.shards = (const char *const *)paths + 1;
+    c.shard_dataset = (const char *const *)labels + 1;
+    c.num_shards = 2;
+    L = loader_open(&c, err, sizeof err);
+    CHECKF(L != NULL, "%s", err);
+    loader_close(L);
+    const char *mixed[3] = {path, shards[1], shards[2]}, *same[3] = {"albef", "albef", "albef"};
+    c.shards = mixed;
+    c.shard_dataset = same;
+    c.num_shards = 3;
+    L = loader_open(&c, err, sizeof err);
+    CHECKF(L != NULL, "%s", err);
+    loader_close(L);
+    loader_free_paths(paths, np);
+    loader_free_paths(labels, np);
+    // A pattern that matches nothing names its dataset.
+    const char *none[1] = {"/nonexistent/x-*.h5"};
+    LoaderDataset bad = {"sbu", none, 1};
+    CHECKF(loader_expand_datasets(&bad, 1, &paths, &labels, &np, err, sizeof err) == -1 &&
+           strstr(err, "dataset sbu") && strstr(err, "/nonexistent/x-*.h5"), "%s", err);
+}
+
 static void test_errors(void) {
     LoaderConfig c;
     base_config(&c, 3);
@@ -587,6 +636,7 @@ int main(void) {
     test_by_image();
     test_two_views();
     test_empty_shard();
+    test_empty_dataset();
     test_errors();
     tokenizer_free(tok);
     if (failures) {

@@ -24,8 +24,12 @@ int main(void) {
     params_add2(&ps, "w", 3, 4, 1);  // decayed
     params_add1(&ps, "b", 3, 0);     // not decayed
     params_alloc(&ps, 1);
-    size_t n = ps.total;
-    double p[15], m[15] = {0}, v[15] = {0};
+    // The flat layout: every tensor at a multiple of PARAM_ALIGN floats (w at 0, b at 16), the
+    // gap between them part of the buffers (not decayed). AdamW runs over all of it.
+    const size_t boff = params_find(&ps, "b")->offset, n = ps.total;
+    expect_close("offset of the second tensor (aligned)", (double)boff, 16.0, 0.0);
+    expect_close("flat size (aligned)", (double)n, 32.0, 0.0);
+    double p[32], m[32] = {0}, v[32] = {0};
     Rng r;
     rng_seed(&r, 1);
     for (size_t i = 0; i < n; i++) ps.data[i] = (float)rng_normal(&r), p[i] = ps.data[i];
@@ -52,10 +56,10 @@ int main(void) {
     // unchanged apart from its moments; the matrix shrinks by (1 - lr*wd).
     memset(ps.grad, 0, n * sizeof(float));
     memset(o.m, 0, n * sizeof(float)), memset(o.v, 0, n * sizeof(float));
-    float w0 = ps.data[0], b0 = ps.data[12];
+    float w0 = ps.data[0], b0 = ps.data[boff];
     adamw_step(&o, &ps, 0.5f);
     expect_close("weight decay on a matrix", ps.data[0], w0 * (1 - 0.5 * wd), 1e-6);
-    expect_close("no weight decay on a bias", ps.data[12], b0, 0.0);
+    expect_close("no weight decay on a bias", ps.data[boff], b0, 0.0);
 
     LrSchedule s = {.lr = 1e-4f, .warmup_lr = 1e-5f, .min_lr = 1e-5f, .warmup_steps = 1000, .total_steps = 11000};
     expect_close("lr at step 0 (warm-up start)", lr_at(&s, 0), 1e-5, 1e-6);

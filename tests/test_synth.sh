@@ -10,6 +10,13 @@
 #   recomputed; grounding expressions pick out exactly one object (no location words), its box is
 #   the ground truth and a proposal hits it; testA/testB split by shape;
 # - (with PIL) the pixel inside each object has the named colour.
+# Then the same seed with --focal-probe (data/SYNTH.md): every file but pretrain.json, vg.json,
+# retrieval_train.json is byte-identical to the default one (focal_probe.json is new), and the
+# whole check above passes on it too; no pre-training caption, region or retrieval caption of a
+# train image with large and small objects names a small object (each is true of the image's
+# large objects alone, so no count or inventory either), other train images keep their texts,
+# "small" still occurs; focal_probe.json holds exactly the test images with both sizes, 5
+# captions each, every one true of the image's small objects alone (so of the image).
 # The checker's reference is scenes.json (the generator's ground truth), so this also checks that
 # scenes.json agrees with the pixels. Skips (77) without a Python 3.
 set -eu
@@ -33,6 +40,7 @@ $gen --out "$dir/data" --seed 3 --images 400 --size 96
 cat >"$dir/check_synth.py" <<'PYEOF'
 import json, os, re, sys
 d, S = sys.argv[1], float(sys.argv[2])
+base = sys.argv[3] if len(sys.argv) > 3 else None  # d: --focal-probe; base: the same seed without
 NAMES = ['pretrain.json', 'pretrain_heldout.json', 'vg.json', 'vg_heldout.json', 'scenes.json',
          'retrieval_train.json', 'retrieval_val.json', 'retrieval_test.json', 'vqa_train.json',
          'vqa_val.json', 'vqa_test.json', 'answer_list.json', 've_train.json', 've_val.json',
@@ -212,8 +220,53 @@ if Image is not None:
             p = px.getpixel((int(x + w / 2), int(y + (0.65 if o['shape'] == 'triangle' else 0.5) * h)))
             near = min(RGB, key=lambda c: sum((a - b) ** 2 for a, b in zip(RGB[c], p)))
             if near != o['color']: err('pixels', '%s: %s %s looks %s %s' % (im, o['color'], o['shape'], near, p))
+if base is not None:
+    def load(n):
+        with open(os.path.join(base, n)) as f: return json.load(f)
+    with open(os.path.join(d, 'focal_probe.json')) as f: probe = json.load(f)
+    def part(sc, size): return dict(sc, objects=[o for o in sc['objects'] if o['size'] == size])
+    def mixed(sc): return {o['size'] for o in sc['objects']} == {'small', 'large'}
+    n_mixed = 0
+    for name in ('pretrain.json', 'retrieval_train.json', 'vg.json'):
+        texts, old = {}, {}
+        for e in data[name]: texts.setdefault(e['image'], []).append(e['caption'])
+        for e in load(name): old.setdefault(e['image'], []).append(e['caption'])
+        for im, caps in texts.items():
+            sc = scenes[im]
+            if not mixed(sc):
+                if caps != old.get(im): err('focal ' + name, '%s has neither both sizes nor its default texts' % im)
+                continue
+            n_mixed += 1
+            for c in caps:
+                why = true_of(part(sc, 'large'), c)
+                if why: err('focal ' + name, '%r of %s names a small object or counts it (%s)' % (c, im, why))
+        for e in data[name] if name == 'vg.json' else ():
+            if not any(same_box(o['box'], e['box']) for o in part(scenes[e['image']], 'large')['objects']) and mixed(scenes[e['image']]):
+                err('focal vg.json', 'region %r of %s is not a large object' % (e['caption'], e['image']))
+        if set(texts) != set(old): err('focal ' + name, 'other images than the default file')
+    if not n_mixed: err('focal', 'no train image with both sizes')
+    if not any(re.search(r'\bsmall\b', e['caption']) for e in data['pretrain.json']): err('focal', '"small" never occurs in pretrain.json')
+    want = [im for im, sc in sorted(scenes.items()) if sc['split'] == 'test' and mixed(sc)]
+    if [e['image'] for e in probe] != want: err('focal_probe.json', 'images are not the test images with both sizes')
+    for e in probe:
+        sc = scenes[e['image']]
+        if not isinstance(e['caption'], list) or len(e['caption']) != 5: err('focal_probe.json', 'want 5 captions')
+        for c in e['caption']:
+            why = true_of(part(sc, 'small'), c) or true_of(sc, c)
+            if why: err('focal_probe.json', '%r of %s: %s' % (c, e['image'], why))
+    print('check_synth: focal-bias probe: %d train images with both sizes, %d probe images' % (n_mixed // 3, len(probe)))
 for e in errors: print('check_synth:', e)
 print('check_synth: %d files, %d images, %s, %d problems' % (len(data), len(scenes), 'pixels checked' if Image else 'no PIL: pixels not checked', len(errors)))
 sys.exit(1 if errors else 0)
 PYEOF
-"$PY" "$dir/check_synth.py" "$dir/data" 96
+"$PY" "$dir/check_synth.py" "$dir/data" 96 || exit 1
+$gen --out "$dir/focal" --seed 3 --images 400 --size 96 --focal-probe
+same=1
+for f in "$dir"/data/*.json; do
+    n=$(basename "$f")
+    case $n in pretrain.json | vg.json | retrieval_train.json) continue ;; esac
+    cmp -s "$f" "$dir/focal/$n" || { echo "FAIL: --focal-probe changed $n"; same=0; }
+done
+diff -rq "$dir/data/images" "$dir/focal/images" >/dev/null || { echo "FAIL: --focal-probe changed the images"; same=0; }
+[ $same = 1 ] && echo "ok: --focal-probe leaves every other file and image byte-identical"
+"$PY" "$dir/check_synth.py" "$dir/focal" 96 "$dir/data" && [ $same = 1 ]

@@ -2,7 +2,7 @@
 //
 // - Determinism: the same seed writes byte-identical files (every JSON file and every JPEG);
 //   another seed writes different ones; image k does not depend on --images.
-// - Every image decodes to size x size RGB; every annotation file is a JSON list.
+// - Every image decodes to size x size RGB, as a 4:4:4 JPEG; every annotation file is a JSON list.
 // - Command line: --help, and usage errors (exit 2) for bad or missing options.
 // The semantic checks (every caption, region, answer, statement and expression true of its
 // image) are in tests/test_synth.sh, which uses this program as a generator:
@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/synth.h"
 #include "data/image.h"
-#include "data/synth.h"
 #include "engine/common.h"
 
 #include "check.h"
@@ -51,6 +51,25 @@ static uint8_t *slurp(const char *path, size_t *n) {
     fclose(f);
     b[*n] = 0;
     return b;
+}
+
+// 1 when the JPEG's frame header (SOF0/1/2) gives every component 1x1 sampling (4:4:4), 0 when
+// not, -1 when there is none.
+static int jpeg_is_444(const uint8_t *b, size_t n) {
+    size_t p = 2;
+    while (p + 4 <= n && b[p] == 0xFF) {
+        int m = b[p + 1];
+        size_t len = (size_t)b[p + 2] << 8 | b[p + 3];
+        if (m >= 0xC0 && m <= 0xC2) {
+            if (p + 10 > n) return -1;
+            int nc = b[p + 9];
+            for (int k = 0; k < nc; k++)
+                if (p + 11 + 3 * (size_t)k >= n || b[p + 11 + 3 * k] != 0x11) return 0;
+            return 1;
+        }
+        p += 2 + len;
+    }
+    return -1;
 }
 
 // 1 same, 0 different, -1 a file missing.
@@ -119,6 +138,17 @@ int main(int argc, char **argv) {
         image_free(&im);
     }
     CHECKF(decoded, "every image decodes to 64x64 RGB");
+    // 4:4:4 chroma: the captions are about colours (4:2:0 smears them at the shape edges).
+    int full_chroma = 1;
+    for (int i = 1; i <= 60; i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/images/%06d.jpg", a, i);
+        size_t nb;
+        uint8_t *jb = slurp(path, &nb);
+        full_chroma &= jb && jpeg_is_444(jb, nb) == 1;
+        free(jb);
+    }
+    CHECKF(full_chroma, "every image is a 4:4:4 JPEG");
     for (size_t k = 0; k < NJSON; k++) {
         char path[1024];
         snprintf(path, sizeof(path), "%s/%s", a, JSON_FILES[k]);

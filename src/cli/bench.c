@@ -272,7 +272,7 @@ static void run_objective(const Setup *su, Objective obj, Result *res) {
     res->rss_mib = peak_rss_mib();
     res->device_mib = backend_memory_mib(su->ops);
     res->arena_mib = t.step.arena.cap / 1048576.0;
-    res->params = m.params.total, res->momentum = m.momentum.total;
+    res->params = m.params.values, res->momentum = m.momentum.values;
     // parameters, gradients, AdamW moments, momentum copy, queues (float32)
     res->state_mib = (4.0 * m.params.total + m.momentum.total + 2.0 * Q * c.embed_dim) * 4.0 / 1048576.0;
     res->steps_per_epoch = ceil(su->texts / ((double)su->B * su->proj_world));

@@ -9,14 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/finetune.h"
+#include "cli/pack.h"
 #include "cli/pretrain.h"
+#include "cli/synth.h"
 #include "data/datafiles.h"
 #include "data/loader.h"
-#include "data/pack.h"
-#include "data/synth.h"
 #include "data/tokenizer.h"
 #include "engine/common.h"
-#include "tasks/finetune.h"
 #include "tasks/retrieval.h"
 #include "train/checkpoint.h"
 #include "train/config.h"

@@ -38,7 +38,7 @@ int export_main(int argc, char **argv) {
         fprintf(stderr, "vlmae export: %s\n", err);
         status = 1;
     } else {
-        printf("wrote %s (%d tensors, %zu parameters)\n", out, m.params.count, m.params.total);
+        printf("wrote %s (%d tensors, %zu parameters)\n", out, m.params.count, m.params.values);
     }
     model_free(&m);
     config_free(&rc);

@@ -8,12 +8,13 @@
 #include "cli/bench.h"
 #include "cli/demo.h"
 #include "cli/export.h"
+#include "cli/finetune.h"
+#include "cli/pack.h"
 #include "cli/plot.h"
 #include "cli/pretrain.h"
-#include "data/pack.h"
-#include "data/synth.h"
+#include "cli/synth.h"
+#include "cli/tokenize.h"
 #include "tasks/attnmap.h"
-#include "tasks/finetune.h"
 
 typedef struct {
     const char *name;
@@ -31,6 +32,7 @@ static const Command commands[] = {
     {"attnmap", attnmap_main, "the image encoder's [CLS]-to-patch attention as PNG overlays + spread stats"},
     {"export", export_main, "write a checkpoint's parameters as .safetensors for PyTorch"},
     {"plot", plot_main, "draw a run's loss curves (RUN_DIR/log.jsonl) as a PNG"},
+    {"tokenize", tokenize_main, "print a caption's token ids and pieces as the data loader sees them"},
     {"bench", bench_main, "step time, samples/s, MACs, MFU and memory per objective (albef, tcl, vlmae)"},
 };
 

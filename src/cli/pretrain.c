@@ -24,8 +24,10 @@
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/dist.h"
+#include "train/placement.h"
 #include "train/trainer.h"
 #include "train/validate.h"
+#include "train/watchdog.h"
 #include "train/weights_import.h"
 
 #define EXIT_REQUEUE 99  // checkpointed on a signal: the job script requeues
@@ -66,7 +68,9 @@ static void usage(FILE *f) {
             "  --resume PATH       continue from this checkpoint\n"
             "  --stop-after N      checkpoint and stop after step N (the schedule is unchanged)\n"
             "  --check-sync N      every N steps, verify that parameters, momentum copies and queues\n"
-            "                      are bit-identical on all ranks (stops with an error if not)\n");
+            "                      are bit-identical on all ranks (stops with an error if not)\n"
+            "A phase of a step that does not finish within runtime.timeout_s on some rank (a hang:\n"
+            "a stopped or unreachable rank, a stuck collective) aborts the job with exit status 98.\n");
 }
 
 // Planning batch: the shapes of the real ones, valid ids, worst-case masks (step_create).
@@ -93,6 +97,7 @@ typedef struct {
     Model *m;
     Trainer *t;
     Loader *L;
+    Watchdog *wd;
 } Run;
 
 // FNV-1a over the bytes of x.
@@ -121,6 +126,7 @@ static int model_in_sync(const Dist *d, const Model *m) {
 static int save_checkpoint(Run *r) {
     int ok = 1;
     char path[4096], err[1024] = "";
+    watchdog_phase(r->wd, "checkpoint", r->t->step_count);  // the write and the vote below
     trainer_to_host(r->t);  // the device state into the host mirrors the checkpoint reads
     if (r->d->rank == 0) {
         CheckpointMeta meta = {0};
@@ -175,14 +181,19 @@ int pretrain_main(int argc, char **argv) {
     // Handlers first: a Slurm signal during start-up must still end in a checkpoint-or-requeue.
     signal(SIGUSR1, on_signal);
     signal(SIGTERM, on_signal);
-    Dist d;
-    dist_init(&d, &argc, &argv);
-    int R0 = d.rank == 0;
+    // The config is read before MPI_Init (it needs no MPI; errors are reported after it, by rank
+    // 0): with runtime.device cuda each rank makes its GPU current first, so that a CUDA-aware
+    // MPI creates no context on GPU 0 (train/placement.h).
     char err[2048];
     RunConfig rc;
     config_defaults(&rc);
     int bad = config_load(&rc, config_path, err, sizeof(err)) != 0;
     for (int i = 0; i < n_sets && !bad; i++) bad = config_set(&rc, sets[i], err, sizeof(err)) != 0;
+    Placement place;
+    placement_bind_early(&place, bad ? DEVICE_CPU : rc.runtime.device);
+    Dist d;
+    dist_init(&d, &argc, &argv);
+    int R0 = d.rank == 0;
     if (!bad) bad = config_validate(&rc, d.world, err, sizeof(err)) != 0;
     if (!bad) bad = config_validate_data(&rc, err, sizeof(err)) != 0;
     if (!bad && rc.data.skip_corrupt) {
@@ -207,6 +218,21 @@ int pretrain_main(int argc, char **argv) {
         base = base ? base + 1 : config_path;
         snprintf(run_dir, sizeof(run_dir), "runs/%.*s", (int)strcspn(base, "."), base);
     }
+    // GPU placement after MPI_Init: MPI's node-local ranks, distinct GPUs (collective).
+    int prc = placement_check(&place, &d, rc.runtime.device, err, sizeof(err));
+    if (dist_any(&d, prc != 0)) {
+        if (prc == -2 || (prc == -1 && d.local_rank == 0)) fprintf(stderr, "vlmae pretrain (rank %d): %s\n", d.rank, err);
+        dist_barrier(&d);  // every report is out before the abort
+        dist_abort(&d, 2);
+    }
+    if (R0 && place.device >= 0)
+        printf("GPU placement: each rank uses GPU (node-local rank mod %d) of the %d it sees; %d rank(s) on rank "
+               "0's node; chosen %s\n", place.n_devices, place.n_devices, d.local_world,
+               place.env_var ? "before MPI_Init" : "after MPI_Init (the launcher set no local rank)");
+    // From here on a phase that hangs on some rank ends the job (runtime.timeout_s; exit 98).
+    Watchdog *wd = watchdog_start(rc.runtime.timeout_s, &d, NULL, NULL);
+    watchdog_phase(wd, "setup", 0);
+
     if (R0 && mkdir_p(run_dir) != 0) {
         fprintf(stderr, "vlmae pretrain: cannot create the run directory %s: %s\n", run_dir, strerror(errno));
         dist_abort(&d, 2);
@@ -227,23 +253,24 @@ int pretrain_main(int argc, char **argv) {
     }
     mc->pad_id = tokenizer_pad_id(tok), mc->cls_id = tokenizer_cls_id(tok), mc->mask_id = tokenizer_mask_id(tok);
 
-    // Data: every dataset's shards form one sample space.
-    int n_pat = 0;
-    for (int i = 0; i < rc.data.n_datasets; i++) n_pat += rc.data.datasets[i].n_shards;
-    const char **pats = callocCheck((size_t)n_pat, sizeof(char *));
-    n_pat = 0;
-    for (int i = 0; i < rc.data.n_datasets; i++)
-        for (int k = 0; k < rc.data.datasets[i].n_shards; k++) pats[n_pat++] = rc.data.datasets[i].shards[k];
-    char **shards = NULL;
+    // Data: every dataset's shards form one sample space; a dataset with no text is an error
+    // naming it (shard_dataset), not a silent drop.
+    LoaderDataset *lds = callocCheck((size_t)rc.data.n_datasets + 1, sizeof(LoaderDataset));
+    for (int i = 0; i < rc.data.n_datasets; i++) {
+        const DatasetConfig *dc = &rc.data.datasets[i];
+        lds[i] = (LoaderDataset){dc->name, (const char *const *)dc->shards, dc->n_shards};
+    }
+    char **shards = NULL, **shard_ds = NULL;
     int n_shards = 0;
-    if (loader_expand_shards(pats, n_pat, &shards, &n_shards, err, sizeof(err)) != 0) {
+    if (loader_expand_datasets(lds, rc.data.n_datasets, &shards, &shard_ds, &n_shards, err, sizeof(err)) != 0) {
         if (R0) fprintf(stderr, "vlmae pretrain: %s\n", err);
         dist_abort(&d, 2);
     }
-    free(pats);
+    free(lds);
     LoaderConfig lc;
     loader_config_defaults(&lc);
     lc.shards = (const char *const *)shards, lc.num_shards = n_shards;
+    lc.shard_dataset = (const char *const *)shard_ds;
     lc.rank = d.rank, lc.world = d.world, lc.batch_size = rc.train.batch_size, lc.seed = rc.train.seed;
     lc.image_size = mc->image_size, lc.max_len = rc.data.text_max_len, lc.tok = tok;
     lc.aug.randaug = rc.data.randaugment, lc.aug.color_jitter = rc.data.color_jitter;
@@ -320,6 +347,8 @@ int pretrain_main(int argc, char **argv) {
     Trainer t;
     trainer_init(&t, &m, &d, &to, &shape);
     free_batch(&shape);
+    t.wd = wd;
+    watchdog_set_comm(wd, trainer_comm_error, &t);  // NCCL's asynchronous errors (NULL comm: none)
 
     // Resume: the checkpoint holds the model, AdamW, queues, step and data position.
     char ckpt[4096] = "";
@@ -359,7 +388,7 @@ int pretrain_main(int argc, char **argv) {
         fclose(f);
         printf("vlmae pretrain: %s objective, %lld parameters (+%lld momentum), %d rank(s) x batch %d, "
                "%lld texts, %lld steps/epoch, %lld steps; run dir %s\n",
-               objective_name(mc->objective), (long long)m.params.total, (long long)m.momentum.total, d.world,
+               objective_name(mc->objective), (long long)m.params.values, (long long)m.momentum.values, d.world,
                rc.train.batch_size, (long long)loader_num_texts(L), (long long)spe, (long long)total, run_dir);
         fflush(stdout);
     }
@@ -367,7 +396,7 @@ int pretrain_main(int argc, char **argv) {
     snprintf(logpath, sizeof(logpath), "%s/log.jsonl", run_dir);
     FILE *jlog = R0 ? fopenCheck(logpath, "a") : NULL;
 
-    Run run = {&d, &rc, run_dir, &m, &t, L};
+    Run run = {&d, &rc, run_dir, &m, &t, L, wd};
     char backend_line[256];
     double peak;
     backend_describe(ops, backend_line, sizeof(backend_line), &peak);
@@ -380,14 +409,17 @@ int pretrain_main(int argc, char **argv) {
     double acc[5] = {0};
     int status = 0;
     // The untrained model's validation losses: the baseline of the curve.
+    if (V && t.step_count == 0) watchdog_phase(wd, "validation", 0);
     if (V && t.step_count == 0 && run_validation(&t, V, &rc, jlog, R0, 0) != 0) status = 3;
     while (status == 0 && t.step_count < total) {
+        watchdog_phase(wd, "sync", t.step_count + 1);  // the collectives between the steps
         if (dist_any(&d, stop_signal != 0)) {
             if (R0) printf("signal received: checkpointing at step %lld\n", (long long)t.step_count);
             status = save_checkpoint(&run) ? EXIT_REQUEUE : 4;
             break;
         }
         Batch *b;
+        watchdog_phase(wd, "data", t.step_count + 1);
         if (loader_next(L, &b) != 1) {
             fprintf(stderr, "vlmae pretrain (rank %d): data: %s\n", d.rank, loader_error(L));
             dist_abort(&d, 3);
@@ -408,6 +440,7 @@ int pretrain_main(int argc, char **argv) {
         }
         win_steps++;
         int64_t s = t.step_count;
+        watchdog_phase(wd, "sync", s);
         // (acc_n is the same on every rank: skipping is agreed; a window of only skipped steps logs nothing)
         if ((s % rc.train.log_every == 0 || s == total) && acc_n > 0) {
             double mean[5];
@@ -437,11 +470,13 @@ int pretrain_main(int argc, char **argv) {
             win_steps = acc_n = 0;
             t_win = now;
         }
+        if (V && (s % rc.train.val_every == 0 || s == total)) watchdog_phase(wd, "validation", s);
         if (V && (s % rc.train.val_every == 0 || s == total) && run_validation(&t, V, &rc, jlog, R0, s) != 0) {
             status = 3;
             break;
         }
         int sync_check = check_sync > 0 && s % check_sync == 0;
+        watchdog_phase(wd, "sync", s);
         if (sync_check) trainer_to_host(&t);  // model_in_sync hashes the host mirrors
         if (sync_check && !model_in_sync(&d, &m)) {
             if (R0) fprintf(stderr, "vlmae pretrain: ranks diverged at step %lld (parameters, momentum or queues differ)\n", (long long)s);
@@ -459,6 +494,7 @@ int pretrain_main(int argc, char **argv) {
             break;
         }
     }
+    watchdog_phase(wd, "shutdown", t.step_count);
     if (status == 0) {  // (status is the same on every rank)
         LoaderStats ls;
         loader_stats(L, &ls);
@@ -472,11 +508,14 @@ int pretrain_main(int argc, char **argv) {
     if (val_shards) loader_free_paths(val_shards, n_val_shards);
     loader_close(L);
     loader_free_paths(shards, n_shards);
+    loader_free_paths(shard_ds, n_shards);
+    watchdog_set_comm(wd, NULL, NULL);  // before the communicator goes
     trainer_free(&t);
     model_free(&m);
     backend_close(ops);
     tokenizer_free(tok);
     config_free(&rc);
+    watchdog_stop(wd);  // (MPI_Finalize waits for every rank and is not watched)
     dist_finalize(&d);
     return status;
 }

@@ -176,6 +176,11 @@ static int decode_jpeg(const uint8_t *bytes, size_t n, Image *out, char *err, si
 }
 
 int image_encode_jpeg(const Image *im, int quality, uint8_t **bytes, size_t *n) {
+    return image_encode_jpeg_chroma(im, quality, JPEG_CHROMA_420, bytes, n);
+}
+
+int image_encode_jpeg_chroma(const Image *im, int quality, JpegChroma chroma, uint8_t **bytes,
+                             size_t *n) {
     *bytes = NULL;
     *n = 0;
     if (!im || !im->px || (im->c != 3 && im->c != 1) || im->w <= 0 || im->h <= 0) return -1;
@@ -199,6 +204,11 @@ int image_encode_jpeg(const Image *im, int quality, uint8_t **bytes, size_t *n) 
     cinfo.in_color_space = im->c == 3 ? JCS_RGB : JCS_GRAYSCALE;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality < 1 ? 1 : quality > 100 ? 100 : quality, TRUE);
+    if (chroma == JPEG_CHROMA_444 && im->c == 3) {
+        // jpeg_set_defaults samples luma 2x2 (4:2:0); 1x1 on every component is 4:4:4.
+        cinfo.comp_info[0].h_samp_factor = 1;
+        cinfo.comp_info[0].v_samp_factor = 1;
+    }
     jpeg_start_compress(&cinfo, TRUE);
     while (cinfo.next_scanline < cinfo.image_height) {
         JSAMPROW rp = (JSAMPROW)(im->px + (size_t)cinfo.next_scanline * im->w * im->c);
@@ -213,9 +223,13 @@ int image_encode_jpeg(const Image *im, int quality, uint8_t **bytes, size_t *n) 
 }
 
 int image_write_jpeg(const Image *im, int quality, const char *path) {
+    return image_write_jpeg_chroma(im, quality, JPEG_CHROMA_420, path);
+}
+
+int image_write_jpeg_chroma(const Image *im, int quality, JpegChroma chroma, const char *path) {
     uint8_t *b;
     size_t n;
-    if (image_encode_jpeg(im, quality, &b, &n) != 0) return -1;
+    if (image_encode_jpeg_chroma(im, quality, chroma, &b, &n) != 0) return -1;
     FILE *f = fopen(path, "wb");
     if (!f) {
         free(b);

@@ -443,6 +443,20 @@ Loader *loader_open(const LoaderConfig *cfg, char *err, size_t errlen) {
     }
     L->M = L->text_base[L->nshards];
     L->NI = L->image_base[L->nshards];
+    for (int i = 0; cfg->shard_dataset && i < L->nshards; i++) {
+        // Each dataset once (at its first shard): its texts over all its shards.
+        const char *ds = cfg->shard_dataset[i];
+        int first = 1, files = 0;
+        for (int j = 0; j < i && first; j++) first = strcmp(cfg->shard_dataset[j], ds) != 0;
+        int64_t texts = 0;
+        for (int j = i; first && j < L->nshards; j++)
+            if (!strcmp(cfg->shard_dataset[j], ds)) texts += shard_num_texts(L->shards[j]), files++;
+        if (first && texts == 0) {
+            set_err(err, errlen, "loader: dataset %s holds no texts: its %d shard file(s) are empty "
+                    "(packed when no image was found? repack it, or leave it out)", ds, files);
+            goto fail;
+        }
+    }
     if (L->M == 0) {
         set_err(err, errlen, "loader: the %d shard(s) hold no texts", L->nshards);
         goto fail;
@@ -715,4 +729,57 @@ void loader_free_paths(char **paths, int n) {
     if (!paths) return;
     for (int i = 0; i < n; i++) free(paths[i]);
     free(paths);
+}
+
+int loader_expand_datasets(const LoaderDataset *ds, int nds, char ***paths, char ***labels,
+                           int *npaths, char *err, size_t errlen) {
+    char **out = NULL, **lab = NULL;
+    int cnt = 0;
+    for (int d = 0; d < nds; d++) {
+        char **p = NULL;
+        int np = 0;
+        if (loader_expand_shards(ds[d].patterns, ds[d].n, &p, &np, err, errlen) != 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err ? err : "");
+            set_err(err, errlen, "dataset %s: %s", ds[d].name, why);
+            goto fail;
+        }
+        size_t len = strlen(ds[d].name) + 4;
+        for (int k = 0; k < ds[d].n; k++) len += strlen(ds[d].patterns[k]) + 2;
+        char *label = malloc(len);
+        char **no = realloc(out, (size_t)(cnt + np + 1) * sizeof(char *));
+        if (no) out = no;
+        char **nl = realloc(lab, (size_t)(cnt + np + 1) * sizeof(char *));
+        if (nl) lab = nl;
+        int oom = !label || !no || !nl;
+        if (!oom) {
+            size_t at = (size_t)snprintf(label, len, "%s (", ds[d].name);
+            for (int k = 0; k < ds[d].n; k++)
+                at += (size_t)snprintf(label + at, len - at, "%s%s", k ? ", " : "", ds[d].patterns[k]);
+            snprintf(label + at, len - at, ")");
+        }
+        for (int k = 0; k < np; k++) {
+            if (oom) {
+                free(p[k]);
+                continue;
+            }
+            out[cnt] = p[k];
+            lab[cnt++] = strdup(label);  // (NULL when out of memory: caught below)
+            oom = !lab[cnt - 1];
+        }
+        free(label);
+        free(p);
+        if (oom) {
+            set_err(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    *paths = out;
+    *labels = lab;
+    *npaths = cnt;
+    return 0;
+fail:
+    loader_free_paths(out, cnt);
+    loader_free_paths(lab, cnt);
+    return -1;
 }

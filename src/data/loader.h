@@ -64,6 +64,10 @@ typedef struct {
                                 // same decoded image (its own stream, rng_seed_stream(seed ^
                                 // LOADER_VIEW2_SALT, epoch, position)); eval mode, a copy of image.
                                 // Off: image2 is NULL.
+    const char *const *shard_dataset;  // optional (NULL: none): for each shard, the dataset it
+                                // belongs to (loader_expand_datasets' labels). A dataset whose
+                                // shards hold no text at all is then an error naming it: it would
+                                // otherwise drop out of the sample space without a word.
 } LoaderConfig;
 
 #define LOADER_VIEW2_SALT 0x7c1a5f2e9d3b4c61ull
@@ -117,5 +121,17 @@ void loader_stats(const Loader *L, LoaderStats *s);
 int loader_expand_shards(const char *const *patterns, int n, char ***paths, int *npaths, char *err,
                          size_t errlen);
 void loader_free_paths(char **paths, int n);
+
+// A named set of shard patterns (a config's data.datasets entry).
+typedef struct {
+    const char *name;
+    const char *const *patterns;
+    int n;
+} LoaderDataset;
+// loader_expand_shards for each dataset in turn, the paths concatenated in order; (*labels)[k]
+// names the dataset of path k as "NAME (PATTERN, ...)", for LoaderConfig.shard_dataset. An error
+// names the dataset. Free both with loader_free_paths(..., *npaths).
+int loader_expand_datasets(const LoaderDataset *ds, int nds, char ***paths, char ***labels,
+                           int *npaths, char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,7 @@ libvlmae_a_SOURCES += \
 	src/data/shard_read.c \
 	src/data/shard_write.c \
 	src/data/synth.c \
+	src/data/synth_text.c \
 	src/data/tokenizer.c
 
 noinst_HEADERS += \
@@ -32,4 +33,5 @@ noinst_HEADERS += \
 	src/data/shard.h \
 	src/data/shard_internal.h \
 	src/data/synth.h \
+	src/data/synth_internal.h \
 	src/data/tokenizer.h

@@ -1,4 +1,5 @@
-// pack.c: `vlmae pack` -- annotations + image files -> HDF5 shards (see pack.h, data/README.md).
+// pack.c: the packer behind `vlmae pack` -- annotations + image files -> HDF5 shards (see pack.h,
+// data/README.md). The command line (options, --help) is cli/pack.c; this is pack_run.
 //
 // Flow: parse the annotation file(s) into a list of images, each with its raw captions (and
 // boxes, in the annotation's pixel frame); group by image; split the list into shards of
@@ -7,11 +8,10 @@
 // while the main thread writes the results in input order into the shard writer (HDF5 is used
 // from the main thread only). A bounded window keeps memory flat whatever the dataset size.
 //
-// This file: the options, the per-image work of the threads, the ordered pipeline and the main
-// loop writing the shards. The image list and the annotation readers that fill it are in
-// pack_list.c (the list; pack_build_list picks the reader of FORMAT), pack_pretrain.c (albef,
-// coco, vg, cc, sbu) and pack_tasks.c (vqa, ve, nlvr, grounding); pack_internal.h is what the
-// four files share.
+// This file: the per-image work of the threads, the ordered pipeline and the main loop writing
+// the shards. The image list and the annotation readers that fill it are in pack_list.c (the
+// list; pack_build_list picks the reader of FORMAT), pack_pretrain.c (albef, coco, vg, cc, sbu)
+// and pack_tasks.c (vqa, ve, nlvr, grounding); pack_internal.h is what the four files share.
 #define _GNU_SOURCE
 #include "data/pack.h"
 
@@ -29,219 +29,6 @@
 #include "data/pack_internal.h"
 #include "data/shard.h"
 #include "engine/common.h"
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-static void usage(FILE *f) {
-    fprintf(f,
-        "usage: vlmae pack FORMAT --ann FILE [--ann FILE...] --images DIR --out PREFIX [options]\n"
-        "\n"
-        "FORMAT\n"
-        "  albef   JSON list of {\"image\": path, \"caption\": str or [str...], optional \"box\":\n"
-        "          [x,y,w,h] in pixels} (ALBEF's coco.json, vg.json, cc3m.json, sbu.json ...)\n"
-        "  coco    COCO captions (captions_train2017.json: images[] + annotations[])\n"
-        "  vg      Visual Genome region_descriptions.json (+ --image-data image_data.json); keeps\n"
-        "          region boxes, drops regions covering < --min-region-frac of the image\n"
-        "  cc, sbu TSV lines \"caption<TAB>path\" (local files), or an ALBEF-style JSON list\n"
-        "  vqa     ALBEF VQA list {\"question_id\", \"image\", \"question\", \"answer\": [...],\n"
-        "          \"dataset\"}: questions (cleaned with pre_question), answers + weights, ids\n"
-        "  ve      ALBEF SNLI-VE list {\"image\" (\".jpg\" appended unless it has an extension),\n"
-        "          \"sentence\", \"label\": entailment|neutral|contradiction} -> label 2|1|0\n"
-        "  nlvr    ALBEF NLVR2 list {\"images\": [left, right], \"sentence\", \"label\": True|False}:\n"
-        "          each distinct pair is one unit of --shard-size (both images in the shard)\n"
-        "  grounding  RefCOCO+-style list {\"image\", \"text\", \"bbox\": [x,y,w,h], \"proposals\":\n"
-        "          [[x,y,w,h]...], \"ref_id\"} (pixels): box, proposals and id kept\n"
-        "\n"
-        "options\n"
-        "  --ann FILE            annotation file (repeat for several; albef/cc/sbu)\n"
-        "  --image-data FILE     vg: image_data.json (image paths from its urls, and sizes)\n"
-        "  --images DIR          root for relative image paths (alias --image-root)\n"
-        "  --strip-prefix P      remove P from the start of annotation paths first\n"
-        "  --out PREFIX          write PREFIX-00000.h5, PREFIX-00001.h5, ... (dirs are created)\n"
-        "  --shard-size N        images per shard (default 10000)\n"
-        "  --short-side N        downscale (bicubic) + re-encode images whose short side exceeds N\n"
-        "                        (alias --max-side; default 384; 0 keeps every original)\n"
-        "  --quality Q           JPEG quality when re-encoding (default 95)\n"
-        "  --threads N           decode/verify threads (default: $SLURM_CPUS_PER_TASK or all CPUs)\n"
-        "  --shard-index I --num-shards K\n"
-        "                        pack only slice I (0-based) of K: shards [I*T/K, (I+1)*T/K) of\n"
-        "                        the T shards (Slurm arrays: I=$SLURM_ARRAY_TASK_ID)\n"
-        "  --max-words N         caption clean-up: truncate to N words (default 30)\n"
-        "  --min-region-frac F   drop boxes covering less than F of the image (default: 0.2 for\n"
-        "                        vg, 0 otherwise)\n"
-        "  --dataset NAME        name stored in the shards (default: FORMAT)\n"
-        "  --limit N             only the first N images of the list (trials)\n"
-        "  --overwrite           repack shards that already exist\n"
-        "  --progress SECONDS    progress line interval on stderr (default 10)\n"
-        "  --quiet               no progress lines\n");
-}
-
-static int parse_int(const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
-static int default_threads(void) {
-    const char *s = getenv("SLURM_CPUS_PER_TASK");
-    long long v;
-    if (s && parse_int(s, 1, 4096, &v)) return (int)v;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
-// Returns 0 ok, 2 usage error (message printed).
-static int parse_options(int argc, char **argv, PackOptions *o) {
-    memset(o, 0, sizeof *o);
-    o->shard_size = 10000;
-    o->short_side = 384;
-    o->quality = 95;
-    o->threads = 0;
-    o->shard_index = 0;
-    o->num_shards = 1;
-    o->max_words = 30;
-    o->min_region_frac = -1;
-    o->progress_s = 10;
-    int have_index = 0, have_num = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        if (a[0] != '-') {
-            if (o->format) {
-                fprintf(stderr, "vlmae pack: unexpected argument '%s'\n", a);
-                return 2;
-            }
-            o->format = a;
-            continue;
-        }
-        // --opt=value or --opt value
-        char name[64];
-        const char *val = NULL;
-        const char *eq = strchr(a, '=');
-        if (eq && (size_t)(eq - a) < sizeof name) {
-            memcpy(name, a, (size_t)(eq - a));
-            name[eq - a] = '\0';
-            val = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", a);
-        }
-        if (!strcmp(name, "--overwrite")) {
-            o->overwrite = 1;
-            continue;
-        }
-        if (!strcmp(name, "--quiet")) {
-            o->quiet = 1;
-            continue;
-        }
-        if (!val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "vlmae pack: option %s needs a value\n", name);
-                return 2;
-            }
-            val = argv[++i];
-        }
-        long long v;
-        if (!strcmp(name, "--ann")) {
-            if (o->nann == 16) {
-                fprintf(stderr, "vlmae pack: at most 16 --ann files\n");
-                return 2;
-            }
-            o->ann[o->nann++] = val;
-        } else if (!strcmp(name, "--image-data")) {
-            o->image_data = val;
-        } else if (!strcmp(name, "--images") || !strcmp(name, "--image-root")) {
-            o->images = val;
-        } else if (!strcmp(name, "--strip-prefix")) {
-            o->strip_prefix = val;
-        } else if (!strcmp(name, "--out")) {
-            o->out = val;
-        } else if (!strcmp(name, "--dataset")) {
-            o->dataset = val;
-        } else if (!strcmp(name, "--shard-size")) {
-            if (!parse_int(val, 1, 100000000, &v)) goto bad;
-            o->shard_size = (int)v;
-        } else if (!strcmp(name, "--short-side") || !strcmp(name, "--max-side")) {
-            if (!parse_int(val, 0, 65535, &v)) goto bad;
-            o->short_side = (int)v;
-        } else if (!strcmp(name, "--quality")) {
-            if (!parse_int(val, 1, 100, &v)) goto bad;
-            o->quality = (int)v;
-        } else if (!strcmp(name, "--threads")) {
-            if (!parse_int(val, 1, 4096, &v)) goto bad;
-            o->threads = (int)v;
-        } else if (!strcmp(name, "--shard-index")) {
-            if (!parse_int(val, 0, 1000000, &v)) goto bad;
-            o->shard_index = (int)v;
-            have_index = 1;
-        } else if (!strcmp(name, "--num-shards")) {
-            if (!parse_int(val, 1, 1000000, &v)) goto bad;
-            o->num_shards = (int)v;
-            have_num = 1;
-        } else if (!strcmp(name, "--max-words")) {
-            if (!parse_int(val, 1, 100000, &v)) goto bad;
-            o->max_words = (int)v;
-        } else if (!strcmp(name, "--min-region-frac")) {
-            char *end;
-            double d = strtod(val, &end);
-            if (end == val || *end || !(d >= 0 && d <= 1)) goto bad;
-            o->min_region_frac = d;
-        } else if (!strcmp(name, "--limit")) {
-            if (!parse_int(val, 1, (long long)1 << 40, &v)) goto bad;
-            o->limit = v;
-        } else if (!strcmp(name, "--progress")) {
-            char *end;
-            double d = strtod(val, &end);
-            if (end == val || *end || !(d >= 0)) goto bad;
-            o->progress_s = d;
-        } else {
-            fprintf(stderr, "vlmae pack: unknown option %s (see vlmae pack --help)\n", name);
-            return 2;
-        }
-        continue;
-    bad:
-        fprintf(stderr, "vlmae pack: invalid value '%s' for %s\n", val, name);
-        return 2;
-    }
-    if (!o->format) {
-        usage(stderr);
-        return 2;
-    }
-    if (strcmp(o->format, "albef") && strcmp(o->format, "coco") && strcmp(o->format, "vg") &&
-        strcmp(o->format, "cc") && strcmp(o->format, "sbu") && strcmp(o->format, "vqa") &&
-        strcmp(o->format, "ve") && strcmp(o->format, "nlvr") && strcmp(o->format, "grounding")) {
-        fprintf(stderr, "vlmae pack: unknown format '%s' (albef, coco, vg, cc, sbu, vqa, ve, nlvr, "
-                "grounding)\n", o->format);
-        return 2;
-    }
-    if (o->nann == 0) {
-        fprintf(stderr, "vlmae pack: --ann FILE is required\n");
-        return 2;
-    }
-    if (!o->out) {
-        fprintf(stderr, "vlmae pack: --out PREFIX is required\n");
-        return 2;
-    }
-    if (have_index != have_num && have_index) {
-        fprintf(stderr, "vlmae pack: --shard-index needs --num-shards\n");
-        return 2;
-    }
-    if (o->shard_index >= o->num_shards) {
-        fprintf(stderr, "vlmae pack: --shard-index %d must be below --num-shards %d\n",
-                o->shard_index, o->num_shards);
-        return 2;
-    }
-    if (o->threads <= 0) o->threads = default_threads();
-    if (o->min_region_frac < 0) o->min_region_frac = !strcmp(o->format, "vg") ? 0.2 : 0.0;
-    if (!o->dataset) o->dataset = o->format;
-    return 0;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Per-image work (threads)
@@ -345,9 +132,13 @@ static int decode_failure_status(size_t n, const char *emsg) {
 }
 
 // Downscale to --short-side when larger, and (re-)encode as JPEG unless the bytes are a JPEG
-// kept as is. *data / *n are replaced. Returns 0 or -1 (encoding failed; *data freed).
+// kept as is. A JPEG input keeps 4:2:0 chroma (what it had, most likely); any other input (PNG:
+// palette, gray, drawings) is encoded 4:4:4, since 4:2:0 smears flat colours with sharp edges
+// (a palette PNG of pure colours: mean absolute error 53/255 against 2.7).
+// *data / *n are replaced. Returns 0 or -1 (encoding failed; *data freed).
 static int shrink_encode(const PackOptions *o, Image *im, uint8_t **data, size_t *n, int *resized) {
     int is_jpeg = *n >= 3 && (*data)[0] == 0xFF && (*data)[1] == 0xD8 && (*data)[2] == 0xFF;
+    const JpegChroma chroma = is_jpeg ? JPEG_CHROMA_420 : JPEG_CHROMA_444;
     int shortside = im->h < im->w ? im->h : im->w;
     if (o->short_side > 0 && shortside > o->short_side) {
         // torchvision Resize(short_side): the long side is int(short_side * long / short).
@@ -368,7 +159,7 @@ static int shrink_encode(const PackOptions *o, Image *im, uint8_t **data, size_t
     if (!is_jpeg) {
         free(*data);
         *data = NULL;
-        if (image_encode_jpeg(im, o->quality, data, n) != 0) return -1;
+        if (image_encode_jpeg_chroma(im, o->quality, chroma, data, n) != 0) return -1;
     }
     return 0;
 }
@@ -557,14 +348,18 @@ static void *worker(void *arg) {
 
 static int64_t MIN_I64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// Create the directories of --out PREFIX. mkdir reports EEXIST for a regular file too, so an
+// existing component must also be a directory.
 static int mkdir_parents(const char *prefix) {
     char *p = strdup(prefix);
     if (!p) return -1;
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "vlmae pack: cannot create directory %s: %s\n", p, strerror(errno));
+        struct stat sb;
+        if (mkdir(p, 0777) != 0 && (errno != EEXIST || (stat(p, &sb) == 0 && !S_ISDIR(sb.st_mode)))) {
+            fprintf(stderr, "vlmae pack: cannot create directory %s (--out %s): %s\n", p, prefix,
+                    strerror(errno == EEXIST ? ENOTDIR : errno));
             free(p);
             return -1;
         }
@@ -574,8 +369,52 @@ static int mkdir_parents(const char *prefix) {
     return 0;
 }
 
+// Before any work: the directories of --out exist and a file can be created there (a read-only
+// or full file system, or a path under /proc, fails here, not after the annotations are read and
+// the images decoded). The probe file is removed at once.
+static int check_output_writable(const char *prefix) {
+    if (mkdir_parents(prefix) != 0) return -1;
+    size_t n = strlen(prefix) + 64;
+    char *probe = malloc(n);
+    if (!probe) return -1;
+    snprintf(probe, n, "%s-write-test.%ld.tmp", prefix, (long)getpid());
+    FILE *f = fopen(probe, "wb");
+    int ok = f != NULL;
+    int e = errno;
+    if (f) {
+        ok = fputc('x', f) != EOF;
+        ok &= fclose(f) == 0;
+        e = errno;
+        unlink(probe);
+    }
+    if (!ok) {
+        const char *slash = strrchr(prefix, '/');
+        int dl = slash ? (int)(slash - prefix) : 1;
+        fprintf(stderr, "vlmae pack: cannot write shards to %.*s (--out %s): %s\n", dl,
+                slash ? (slash == prefix ? "/" : prefix) : ".", prefix, strerror(e));
+    }
+    free(probe);
+    return ok ? 0 : -1;
+}
+
+// Where the images of a format are looked for: appended to the first "missing" line of the
+// report when no image at all was found (most often --images points one level off).
+static const char *missing_hint(const PackOptions *o) {
+    if (!strcmp(o->format, "vg"))
+        return "every image is missing: vg reads --images DIR + the last two parts of each url in "
+               "image_data.json (DIR/VG_100K/1.jpg, DIR/VG_100K_2/2.jpg; without --image-data "
+               "DIR/VG_100K/ID.jpg or DIR/VG_100K_2/ID.jpg), so --images must be the folder that "
+               "holds VG_100K/ and VG_100K_2/";
+    if (!strcmp(o->format, "coco"))
+        return "every image is missing: coco reads --images DIR + each image's file_name "
+               "(DIR/000000000139.jpg), so --images must be the image folder itself (train2017/)";
+    return "every image is missing: images are read at --images DIR + the path in the annotation "
+           "(minus --strip-prefix), so --images must be the folder those paths start from";
+}
+
 typedef struct {
     long long count[ST_NUM];
+    long long packed;      // items in the shards written (count[ST_OK] were readable)
     char examples[ST_NUM][NEXAMPLES][300];
     long long texts, dropped_empty, dropped_small, dropped_badbox, resized;
     unsigned long long bytes;
@@ -588,27 +427,24 @@ static void fmt_duration(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%llds", t);
 }
 
-int pack_main(int argc, char **argv) {
-    PackOptions o;
-    int prc = parse_options(argc, argv, &o);
-    if (prc == 1) return 0;  // --help
-    if (prc) return prc;
+int pack_run(const PackOptions *o) {
     double t0 = now_seconds();
+    if (check_output_writable(o->out) != 0) return 1;
     PackList L;
-    if (!o.quiet) fprintf(stderr, "pack: reading annotations (%s)...\n", o.format);
-    if (pack_build_list(&L, &o) != 0) {
+    if (!o->quiet) fprintf(stderr, "pack: reading annotations (%s)...\n", o->format);
+    if (pack_build_list(&L, o) != 0) {
         pack_free_list(&L);
         return 1;
     }
-    if (o.limit > 0 && L.nitems > o.limit) L.nitems = o.limit;
+    if (o->limit > 0 && L.nitems > o->limit) L.nitems = o->limit;
     const int64_t N = L.nitems;
-    const int64_t T = (N + o.shard_size - 1) / o.shard_size;  // shards in the whole dataset
-    const int64_t s0 = T * o.shard_index / o.num_shards, s1 = T * (o.shard_index + 1) / o.num_shards;
+    const int64_t T = (N + o->shard_size - 1) / o->shard_size;  // shards in the whole dataset
+    const int64_t s0 = T * o->shard_index / o->num_shards, s1 = T * (o->shard_index + 1) / o->num_shards;
     fprintf(stderr, "pack: %lld images with %lld captions in the annotations -> %lld shards of %d; "
             "this run: shards %lld..%lld (slice %d of %d), %d threads (%.1f s)\n",
             (long long)N, (long long)(N ? L.items[N - 1].first_text + L.items[N - 1].ntext : 0),
-            (long long)T, o.shard_size, (long long)s0, (long long)s1 - 1, o.shard_index,
-            o.num_shards, o.threads, now_seconds() - t0);
+            (long long)T, o->shard_size, (long long)s0, (long long)s1 - 1, o->shard_index,
+            o->num_shards, o->threads, now_seconds() - t0);
     if (L.bad_entries) {
         fprintf(stderr, "pack: %lld malformed annotation entries skipped, e.g.:\n", L.bad_entries);
         for (long long k = 0; k < L.bad_entries && k < NEXAMPLES; k++)
@@ -619,27 +455,32 @@ int pack_main(int argc, char **argv) {
         pack_free_list(&L);
         return 1;
     }
-    if (mkdir_parents(o.out) != 0) {
-        pack_free_list(&L);
-        return 1;
-    }
     // Which shards to pack (existing complete shards are kept unless --overwrite).
     int64_t nsh = s1 - s0;
     int64_t *todo = malloc((size_t)(nsh > 0 ? nsh : 1) * sizeof(int64_t));
     int64_t ntodo = 0, present = 0;
-    size_t plen = strlen(o.out) + 32;
+    size_t plen = strlen(o->out) + 32;
     char *path = malloc(plen);
     for (int64_t t = s0; t < s1; t++) {
-        snprintf(path, plen, "%s-%05lld.h5", o.out, (long long)t);
-        if (!o.overwrite && access(path, F_OK) == 0) {
+        snprintf(path, plen, "%s-%05lld.h5", o->out, (long long)t);
+        if (!o->overwrite && access(path, F_OK) == 0) {
             char err[1024];
             Shard *s = shard_open_flags(path, SHARD_OPEN_NO_KEYS, err, sizeof err);
-            if (s) {
-                shard_close(s);
+            int opened = s != NULL;
+            int64_t nimg = opened ? shard_num_images(s) : 0;
+            if (opened) shard_close(s);
+            if (nimg > 0) {
                 present++;
                 continue;
             }
-            fprintf(stderr, "pack: %s exists but does not open (%s): packing it again\n", path, err);
+            if (opened) {
+                // An older vlmae wrote a shard with 0 images when none was found: worth nothing,
+                // and a failed repack must not leave it behind.
+                unlink(path);
+                fprintf(stderr, "pack: %s exists but holds no image: removed, packing it again\n", path);
+            } else {
+                fprintf(stderr, "pack: %s exists but does not open (%s): packing it again\n", path, err);
+            }
         }
         todo[ntodo++] = t;
     }
@@ -649,7 +490,7 @@ int pack_main(int argc, char **argv) {
     // Jobs: the items of the shards to pack, in order.
     int64_t njobs = 0;
     for (int64_t k = 0; k < ntodo; k++) {
-        int64_t a = todo[k] * o.shard_size, b = MIN_I64(a + o.shard_size, N);
+        int64_t a = todo[k] * o->shard_size, b = MIN_I64(a + o->shard_size, N);
         njobs += b - a;
     }
     int64_t *jobs = malloc((size_t)(njobs ? njobs : 1) * sizeof(int64_t));
@@ -658,25 +499,25 @@ int pack_main(int argc, char **argv) {
         int64_t j = 0;
         for (int64_t k = 0; k < ntodo; k++) {
             job_shard[k] = j;
-            int64_t a = todo[k] * o.shard_size, b = MIN_I64(a + o.shard_size, N);
+            int64_t a = todo[k] * o->shard_size, b = MIN_I64(a + o->shard_size, N);
             for (int64_t i = a; i < b; i++) jobs[j++] = i;
         }
     }
     Pipe p;
     memset(&p, 0, sizeof p);
-    p.o = &o;
+    p.o = o;
     p.L = &L;
     p.jobs = jobs;
     p.njobs = njobs;
-    p.window = 4 * (int64_t)o.threads + 8;
+    p.window = 4 * (int64_t)o->threads + 8;
     p.ring = calloc((size_t)p.window, sizeof(Result));
     p.ready = calloc((size_t)p.window, 1);
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv_ready, NULL);
     pthread_cond_init(&p.cv_space, NULL);
-    pthread_t *th = calloc((size_t)o.threads, sizeof(pthread_t));
+    pthread_t *th = calloc((size_t)o->threads, sizeof(pthread_t));
     int nth = 0;
-    for (int i = 0; i < o.threads && njobs > 0; i++) {
+    for (int i = 0; i < o->threads && njobs > 0; i++) {
         if (pthread_create(&th[nth], NULL, worker, &p) == 0) nth++;
     }
     if (njobs > 0 && nth == 0) {
@@ -686,6 +527,7 @@ int pack_main(int argc, char **argv) {
     Stats st;
     memset(&st, 0, sizeof st);
     int failed = 0, written = 0;
+    int64_t in_shard = 0;  // items written into the open shard (counted as packed when it is kept)
     ShardWriter *w = NULL;
     int64_t cur = -1;  // index into todo of the open shard
     double last = now_seconds(), tstart = now_seconds();
@@ -693,9 +535,9 @@ int pack_main(int argc, char **argv) {
         // Open the next shard when j is its first job.
         if (!failed && (cur + 1 < ntodo && job_shard[cur + 1] == j)) {
             cur++;
-            snprintf(path, plen, "%s-%05lld.h5", o.out, (long long)todo[cur]);
+            snprintf(path, plen, "%s-%05lld.h5", o->out, (long long)todo[cur]);
             char err[1024];
-            w = shard_writer_open(path, o.dataset, 0, err, sizeof err);
+            w = shard_writer_open(path, o->dataset, 0, err, sizeof err);
             if (!w) {
                 fprintf(stderr, "vlmae pack: %s\n", err);
                 failed = 1;
@@ -718,11 +560,11 @@ int pack_main(int argc, char **argv) {
         } else if (!failed) {
             char err[1024];
             const PackItem *it = &L.items[jobs[j]];
-            int64_t row = shard_writer_add_image(w, r.bytes, r.n, r.h, r.w, stripped(&o, it->path),
+            int64_t row = shard_writer_add_image(w, r.bytes, r.n, r.h, r.w, stripped(o, it->path),
                                                  err, sizeof err);
             int64_t row2 = -1;
             if (row >= 0 && r.bytes2) {
-                row2 = shard_writer_add_image(w, r.bytes2, r.n2, r.h2, r.w2, stripped(&o, it->path2), err,
+                row2 = shard_writer_add_image(w, r.bytes2, r.n2, r.h2, r.w2, stripped(o, it->path2), err,
                                               sizeof err);
                 if (row2 < 0) row = -1;
             }
@@ -763,6 +605,8 @@ int pack_main(int argc, char **argv) {
             if (row < 0) {
                 fprintf(stderr, "vlmae pack: %s\n", err);
                 failed = 1;
+            } else {
+                in_shard++;
             }
             st.texts += r.ntext;
             st.resized += r.resized + r.resized2;
@@ -776,18 +620,25 @@ int pack_main(int argc, char **argv) {
             long long nimg = shard_writer_num_images(w), ntxt = shard_writer_num_texts(w);
             if (failed) {
                 shard_writer_abort(w);
+            } else if (nimg == 0) {
+                // Nothing to keep: a shard file with no image would be "kept" by the next run
+                // (after, say, --images is corrected), which would then pack nothing.
+                shard_writer_abort(w);
+                fprintf(stderr, "pack: %s: no image could be packed, not written\n", path);
             } else if (shard_writer_finish(w, err, sizeof err) != 0) {
                 fprintf(stderr, "vlmae pack: %s\n", err);
                 failed = 1;
             } else {
                 written++;
-                if (!o.quiet)
+                st.packed += in_shard;
+                if (!o->quiet)
                     fprintf(stderr, "pack: wrote %s (%lld images, %lld captions)\n", path, nimg, ntxt);
             }
             w = NULL;
+            in_shard = 0;
         }
         double t = now_seconds();
-        if (!o.quiet && o.progress_s > 0 && t - last >= o.progress_s) {
+        if (!o->quiet && o->progress_s > 0 && t - last >= o->progress_s) {
             last = t;
             double rate = (double)(j + 1) / (t - tstart);
             char eta[32];
@@ -834,24 +685,26 @@ int pack_main(int argc, char **argv) {
     fprintf(stderr,
             "pack: report: %s %d shard(s) written, %lld kept; %lld of %lld images packed "
             "(%lld re-encoded at short side %d), %lld captions, %.1f MB of JPEG, in %s\n",
-            failed ? "FAILED after" : "done:", written, (long long)present, st.count[ST_OK],
-            (long long)njobs, st.resized, o.short_side, st.texts, (double)st.bytes / 1e6, dur);
+            failed ? "FAILED after" : "done:", written, (long long)present, st.packed,
+            (long long)njobs, st.resized, o->short_side, st.texts, (double)st.bytes / 1e6, dur);
     fprintf(stderr,
             "pack: report: skipped images: %lld (missing %lld, truncated %lld, undecodable %lld, "
             "no caption left %lld)\n",
             skipped, st.count[ST_MISSING], st.count[ST_TRUNCATED], st.count[ST_UNDECODABLE],
             st.count[ST_NO_TEXT]);
     char small[96] = "";
-    if (o.min_region_frac > 0)
+    if (o->min_region_frac > 0)
         snprintf(small, sizeof small, ", %lld regions under %g%% of the image",
-                 st.dropped_small + L.small_regions, 100 * o.min_region_frac);
+                 st.dropped_small + L.small_regions, 100 * o->min_region_frac);
     fprintf(stderr,
             "pack: report: dropped captions: %lld empty after clean-up%s, %lld boxes outside the "
             "image; %lld annotation images without captions, %lld malformed annotation entries\n",
             st.dropped_empty, small, st.dropped_badbox, L.no_text_items, L.bad_entries);
+    int all_missing = njobs > 0 && st.count[ST_MISSING] == njobs;
     for (int s = ST_MISSING; s < ST_NUM; s++) {
         for (long long k = 0; k < st.count[s] && k < NEXAMPLES; k++)
-            fprintf(stderr, "pack: report: %s: %s\n", st_name[s], st.examples[s][k]);
+            fprintf(stderr, "pack: report: %s: %s%s%s\n", st_name[s], st.examples[s][k],
+                    all_missing && k == 0 ? " -- " : "", all_missing && k == 0 ? missing_hint(o) : "");
         if (st.count[s] > NEXAMPLES)
             fprintf(stderr, "pack: report: %s: ... and %lld more\n", st_name[s],
                     st.count[s] - NEXAMPLES);
@@ -859,7 +712,7 @@ int pack_main(int argc, char **argv) {
     int rc = failed ? 1 : 0;
     if (!failed && njobs > 0 && st.count[ST_OK] == 0) {
         fprintf(stderr, "vlmae pack: no image could be packed: is --images right (%s)?\n",
-                o.images ? o.images : "(not given)");
+                o->images ? o->images : "(not given)");
         rc = 1;
     }
     free(path);

@@ -1,5 +1,6 @@
 // pack_internal.h: private to `vlmae pack` (pack.c, pack_list.c, pack_pretrain.c, pack_tasks.c),
-// not part of its interface (pack.h): the options, the image list and the functions that fill it.
+// not part of its interface (pack.h, which holds the options): the image list and the functions
+// that fill it.
 //
 // The annotation readers (pack_load_*) add images (PackItem) and their raw texts (RawText) to a
 // PackList with pack_new_item / pack_item_by_path and pack_add_text; pack_build_list runs the
@@ -13,29 +14,7 @@
 #include <stdint.h>
 
 #include "data/json.h"
-
-// ---- options (pack.c)
-typedef struct {
-    const char *format;
-    const char *ann[16];
-    int nann;
-    const char *image_data;    // vg: image_data.json
-    const char *images;        // image root
-    const char *strip_prefix;  // removed from the start of annotation paths before joining
-    const char *out;
-    const char *dataset;
-    int shard_size;
-    int short_side;
-    int quality;
-    int threads;
-    int shard_index, num_shards;
-    int max_words;
-    double min_region_frac;    // < 0: format default (0.2 for vg, else 0)
-    long long limit;
-    int overwrite;
-    int quiet;
-    double progress_s;
-} PackOptions;
+#include "data/pack.h"  // PackOptions
 
 // ---- the image list (pack_list.c)
 typedef struct {

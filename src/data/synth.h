@@ -1,15 +1,12 @@
 // synth.h: the synthetic vision-language dataset (`vlmae synth`): coloured shapes on plain
 // backgrounds with captions, region boxes and downstream-task annotations that truly describe
 // the images, written as the JSON + JPEG files users have for the real datasets (ALBEF formats).
-// Deterministic from the seed. The world and the files are documented in data/SYNTH.md.
+// Deterministic from the seed. The world and the files are documented in data/SYNTH.md. The
+// command line, `vlmae synth`, is cli/synth.c.
 #ifndef VLMAE_SYNTH_H
 #define VLMAE_SYNTH_H
 
 #include <stdint.h>
-
-// `vlmae synth --out DIR [--seed N] [--images N] [--size PX] [--quality Q]`; --help prints usage.
-// Returns the process exit status (0 ok, 1 error, 2 usage error).
-int synth_main(int argc, char **argv);
 
 typedef struct {
     const char *out_dir;
@@ -18,6 +15,9 @@ typedef struct {
     int size;        // image side in pixels, default 96
     int quality;     // JPEG quality, default 90
     int quiet;       // 1: no summary line on stdout
+    int focal_probe; // 1: the focal-bias probe (data/SYNTH.md): the pre-training captions of a
+                     // train image with large and small objects name only the large ones, and
+                     // focal_probe.json captions mixed test images by their small objects. Default 0
 } SynthOptions;
 
 void synth_defaults(SynthOptions *o);

@@ -22,9 +22,13 @@ Tensor *params_add(ParamSet *ps, const char *name, int ndim, const int *shape, i
     pi->n = 1;
     for (int i = 0; i < 4; i++) pi->shape[i] = i < ndim ? shape[i] : 1;
     for (int i = 0; i < ndim; i++) pi->n *= (size_t)shape[i];
-    pi->offset = ps->total;
+    // Every tensor starts on a 16-float (64-byte) boundary, so that GEMM libraries take their
+    // aligned kernels for every weight (cuBLAS falls back to slow paths on 4-byte alignment). The
+    // gaps stay zero in data, gradients, moments and momentum copies: AdamW and the EMA keep them 0.
+    pi->offset = (ps->total + PARAM_ALIGN - 1) / PARAM_ALIGN * PARAM_ALIGN;
     pi->decay = decay;
-    ps->total += pi->n;
+    ps->total = pi->offset + pi->n;
+    ps->values += pi->n;
     pi->t = callocCheck(1, sizeof(Tensor));
     pi->t->ndim = ndim;
     pi->t->n = pi->n;
@@ -43,6 +47,7 @@ Tensor *params_add2(ParamSet *ps, const char *name, int d0, int d1, int decay) {
 }
 
 void params_alloc(ParamSet *ps, int with_grad) {
+    ps->total = (ps->total + PARAM_ALIGN - 1) / PARAM_ALIGN * PARAM_ALIGN;
     ps->data = callocCheck(ps->total, sizeof(float));
     ps->grad = with_grad ? callocCheck(ps->total, sizeof(float)) : NULL;
     for (int i = 0; i < ps->count; i++) {

@@ -8,6 +8,9 @@
 
 #include "engine/graph.h"
 
+// Offsets of every parameter tensor in the flat buffers are multiples of this many floats.
+#define PARAM_ALIGN 16
+
 typedef struct {
     char name[96];
     int ndim;
@@ -20,7 +23,8 @@ typedef struct {
 typedef struct {
     ParamInfo *p;
     int count, cap;
-    size_t total;
+    size_t total;   // floats in the flat buffers, alignment gaps included
+    size_t values;  // parameter values (the sum of every tensor's n): what to report
     float *data;
     float *grad;  // NULL for a set that gets no gradients (momentum copies)
     int frozen;   // registration finished and buffers allocated

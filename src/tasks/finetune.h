@@ -1,9 +1,7 @@
-// finetune.h: `vlmae finetune` and `vlmae eval` — downstream tasks on a pre-trained model — and
-// the harness every task uses (tasks/task.h is the registry of tasks).
-//
-//   vlmae finetune -c configs/finetune_retrieval_coco.yaml --init PRETRAINED.h5 [--set K=V ...]
-//                  [--run-dir DIR] [--resume auto|PATH] [--stop-after N]
-//   vlmae eval -c configs/finetune_retrieval_flickr.yaml --ckpt FINETUNED.h5 [--split test|val|all]
+// finetune.h: the harness behind `vlmae finetune` and `vlmae eval` — downstream tasks on a
+// pre-trained model — that every task uses (tasks/task.h is the registry of tasks; the command
+// line is cli/finetune.c). finetune.c: loaders, reports, the training loop; finetune_model.c: the
+// model from a checkpoint; finetune_blobs.c: extra-state files.
 //
 // The config names the task (task.name) and its data (task.train / task.val / task.test); the
 // optimizer and schedule are train.* (lr, warmup, min_lr, epochs or max_steps, batch_size, alpha,
@@ -35,9 +33,6 @@
 #include "model/model.h"
 #include "train/config.h"
 #include "train/dist.h"
-
-int finetune_main(int argc, char **argv);  // vlmae finetune
-int eval_main(int argc, char **argv);      // vlmae eval
 
 // Everything a task sees: the command line, the resolved config, the ranks, the tokenizer.
 typedef struct FtContext {
@@ -120,6 +115,11 @@ int ft_train(FtContext *cx, FtHooks *h);
 // Prints "name: metrics" on rank 0 and appends {"eval": name, "step": step, metrics} to
 // cx->run_dir/log.jsonl (eval: to cx->run_dir/eval.jsonl).
 void ft_report(FtContext *cx, const char *name, int64_t step, const FtMetrics *m);
+// Runs task's eval on split "val" or "test" (nothing when its list is empty) and reports every
+// set it returns (ft_report; a set whose first metric is "set:NAME" is reported as NAME).
+// Returns 0, or -1 when the eval failed.
+struct Task;
+int ft_run_eval(FtContext *cx, const struct Task *task, Model *m, const char *split, int64_t step);
 
 // ---- extra-state files (named byte blobs; written atomically by rank 0) --------------------------
 

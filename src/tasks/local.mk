@@ -5,6 +5,8 @@
 libvlmae_a_SOURCES += \
 	src/tasks/attnmap.c \
 	src/tasks/finetune.c \
+	src/tasks/finetune_blobs.c \
+	src/tasks/finetune_model.c \
 	src/tasks/grounding.c \
 	src/tasks/nlvr2.c \
 	src/tasks/registry.c \
@@ -12,11 +14,13 @@ libvlmae_a_SOURCES += \
 	src/tasks/retrieval_ft.c \
 	src/tasks/tasklib.c \
 	src/tasks/ve.c \
-	src/tasks/vqa.c
+	src/tasks/vqa.c \
+	src/tasks/vqa_answers.c
 
 noinst_HEADERS += \
 	src/tasks/attnmap.h \
 	src/tasks/finetune.h \
+	src/tasks/finetune_internal.h \
 	src/tasks/grounding.h \
 	src/tasks/retrieval.h \
 	src/tasks/retrieval_ft.h \

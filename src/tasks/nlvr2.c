@@ -43,20 +43,15 @@
 #define TA_CLASSES 3
 
 typedef struct {
-    FtContext *cx;
+    TlTask t;               // context, task parameters, distill (nlvr2 with task.distill; never
+                            // nlvr2_ta, never evaluation), training data and graph
     int ta;                 // the text-assignment stage (task nlvr2_ta)
-    TlExtra x;
     BertLayer *layers;      // 2 * fusion_layers
     int n_layers;
     Linear fc1, fc2;        // NLVR2 head
     BertLayer *layers_m;    // momentum copies of layers, fc1, fc2 (distill)
     Linear fc1_m, fc2_m;
-    int distill;            // nlvr2 with task.distill (never nlvr2_ta, never evaluation)
     Linear ta_head;         // text-assignment head (Linear(768, 3) as ALBEF's ta_head)
-    int registered;
-    TlData train;
-    int have_train;
-    TlTrain tr;
     AugmentOptions aug;
     float *image2;          // (B, 3, S, S) the decoded right images of a training batch
     int cap_b;
@@ -67,24 +62,24 @@ static NlvrState *g_nlvr;
 static void nlvr_register(NlvrState *s, const Model *m, uint64_t seed) {
     const ModelConfig *c = &m->cfg;
     int Ct = c->text_width, C = c->vision_width, F = c->fusion_layers;
-    tl_extra_init(&s->x);
+    tl_extra_init(&s->t.x);
     s->n_layers = 2 * F;
     s->layers = callocCheck((size_t)s->n_layers, sizeof(BertLayer));
     char p[128];
     for (int j = 0; j < s->n_layers; j++) {
         BertLayer *l = &s->layers[j];
         snprintf(p, sizeof(p), "nlvr.layers.%d.attn.", j);
-        l->attn = tl_reg_attn(&s->x, p, Ct, Ct, NULL);
+        l->attn = tl_reg_attn(&s->t.x, p, Ct, Ct, NULL);
         snprintf(p, sizeof(p), "nlvr.layers.%d.cross.", j);
-        l->cross = tl_reg_attn(&s->x, p, Ct, C, j % 2 ? &s->layers[j - 1].cross : NULL);  // shared k/v
+        l->cross = tl_reg_attn(&s->t.x, p, Ct, C, j % 2 ? &s->layers[j - 1].cross : NULL);  // shared k/v
         l->has_cross = 1;
         snprintf(p, sizeof(p), "nlvr.layers.%d.ffn.", j);
-        tl_reg_ffn(&s->x, l, p, Ct, c->text_mlp);
+        tl_reg_ffn(&s->t.x, l, p, Ct, c->text_mlp);
     }
-    s->fc1 = tl_reg_linear(&s->x, "nlvr.head.", "fc1", Ct, Ct);
-    s->fc2 = tl_reg_linear(&s->x, "nlvr.head.", "fc2", NLVR_CLASSES, Ct);
-    s->ta_head = tl_reg_linear(&s->x, "nlvr.", "ta_head", TA_CLASSES, Ct);
-    tl_extra_alloc(&s->x, seed);
+    s->fc1 = tl_reg_linear(&s->t.x, "nlvr.head.", "fc1", Ct, Ct);
+    s->fc2 = tl_reg_linear(&s->t.x, "nlvr.head.", "fc2", NLVR_CLASSES, Ct);
+    s->ta_head = tl_reg_linear(&s->t.x, "nlvr.", "ta_head", TA_CLASSES, Ct);
+    tl_extra_alloc(&s->t.x, seed);
     // Pair p of the doubled layers starts as pre-trained fusion layer p (both layers).
     for (int j = 0; j < s->n_layers; j++) {
         const BertLayer *src = &m->on.bert[c->text_layers + j / 2];
@@ -92,7 +87,7 @@ static void nlvr_register(NlvrState *s, const Model *m, uint64_t seed) {
         tl_copy_attn(&s->layers[j].cross, &src->cross, j % 2 == 0);
         tl_copy_ffn(&s->layers[j], src);
     }
-    s->registered = 1;
+    s->t.registered = 1;
 }
 
 // [CLS] states (B, Ct) of statements over image pairs (left, right: (B, 3, S, S) each), by the
@@ -138,7 +133,7 @@ static Tensor *nlvr_pass_logits(Graph *g, void *ctx, int teacher) {
 static float nlvr_train_pass(NlvrState *s, Model *m, const float *left, const float *right, const Batch *b,
                              const int32_t *labels, float alpha, Rng *rng) {
     NlvrPass p = {s, m, left, right, b};
-    return tl_cls_train_pass(&s->tr, rng, nlvr_pass_logits, &p, labels, s->distill, alpha);
+    return tl_cls_train_pass(&s->t.tr, rng, nlvr_pass_logits, &p, labels, s->t.distill, alpha);
 }
 
 // ---- text assignment (ALBEF model_pretrain_nlvr.py): the caption of image b; with probability
@@ -199,44 +194,39 @@ static void ta_make_pairs(const Model *m, const Batch *b, Rng *rng, float *left,
 // ---- ft_train hooks
 
 static void nlvr_ensure(NlvrState *s, const Model *m, FtContext *cx) {
-    if (!s->registered) nlvr_register(s, m, cx->seed);
+    if (!s->t.registered) nlvr_register(s, m, cx->seed);
 }
 
 static void nlvr_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     NlvrState *s = state;
     nlvr_ensure(s, m, cx);
-    if (s->distill) {
+    if (s->t.distill) {
         // Every momentum copy starts as the online model as loaded (ALBEF's copy_params): the
         // task's (layers, head) here and tl_extra_from_init below, the Model's tower by an EMA
         // with mu 0 (a copy on whatever backend holds it). A resumed run loads them all after.
         model_momentum_update(m, 0.0f);
-        tl_extra_momentum(&s->x);
+        tl_extra_momentum(&s->t.x);
         s->layers_m = callocCheck((size_t)s->n_layers, sizeof(BertLayer));
-        for (int j = 0; j < s->n_layers; j++) s->layers_m[j] = tl_mo_layer(&s->x, &s->layers[j]);
-        s->fc1_m = tl_mo_linear(&s->x, s->fc1), s->fc2_m = tl_mo_linear(&s->x, s->fc2);
+        for (int j = 0; j < s->n_layers; j++) s->layers_m[j] = tl_mo_layer(&s->t.x, &s->layers[j]);
+        s->fc1_m = tl_mo_linear(&s->t.x, s->fc1), s->fc2_m = tl_mo_linear(&s->t.x, s->fc2);
     }
-    tl_extra_optim(&s->x, cx, s->train.n_texts);
-    if (tl_extra_from_init(&s->x, cx, s->ta ? "nlvr2_ta" : "nlvr2") < 0) dist_abort(&cx->d, 2);
+    tl_extra_optim(&s->t.x, cx, s->t.train.n_texts);
+    if (tl_extra_from_init(&s->t.x, cx, s->ta ? "nlvr2_ta" : "nlvr2") < 0) dist_abort(&cx->d, 2);
     tl_train_augment(cx, &s->aug);
     s->cap_b = shape->B;
     size_t per = (size_t)3 * shape->H * shape->W;
     s->image2 = callocCheck((size_t)2 * shape->B * per, sizeof(float));  // (right; TA: left too)
-    tl_train_init(&s->tr);
     int32_t *lab = callocCheck((size_t)shape->B, sizeof(int32_t));
     Rng r;
-    rng_seed(&r, 1);
-    tl_extra_begin_step(&s->x);
+    tl_task_plan_begin(&s->t, &r);
     nlvr_train_pass(s, m, shape->image, s->image2, shape, lab, 0.0f, &r);  // planning (the teacher too)
-    tl_train_end(&s->tr);
+    tl_task_plan_end(&s->t);
     free(lab);
-    params_zero_grad(&s->x.ps);
-    s->x.step = 0;
 }
 
 static void nlvr_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
     NlvrState *s = state;
-    tl_extra_begin_step(&s->x);
-    tl_extra_ema(&s->x, m->cfg.momentum);  // layers and head; ft_train moved the tower's (h.momentum)
+    tl_task_begin_step(&s->t, m);  // EMA of layers and head; ft_train moved the tower's (h.momentum)
     if (b->B > s->cap_b) die("batch of %d exceeds the planned %d", b->B, s->cap_b);
     int32_t *lab = mallocCheck((size_t)b->B * sizeof(int32_t));
     size_t per = (size_t)3 * b->H * b->W;
@@ -255,7 +245,7 @@ static void nlvr_step(void *state, Model *m, const Batch *b, float alpha, Rng *r
         for (int i = 0; i < b->B; i++) {
             char e[512];
             // the right image: the training transform with its own per-sample stream
-            if (tl_data_image(&s->train, texts[i], 1, b->H, &s->aug, s->cx->seed ^ 0x6e6c767232ULL, (uint64_t)ep,
+            if (tl_data_image(&s->t.train, texts[i], 1, b->H, &s->aug, s->t.cx->seed ^ 0x6e6c767232ULL, (uint64_t)ep,
                               (uint64_t)texts[i], s->image2 + (size_t)i * per, e, sizeof(e)) != 0) {
 #pragma omp critical(nlvr_img2)
                 if (!failed) failed = 1, snprintf(msg, sizeof(msg), "%s", e);
@@ -263,33 +253,19 @@ static void nlvr_step(void *state, Model *m, const Batch *b, float alpha, Rng *r
         }
         if (failed) die("task.train: the right image of a statement cannot be read: %s", msg);
         for (int i = 0; i < b->B; i++) {
-            lab[i] = tl_data_label(&s->train, texts[i]);
+            lab[i] = tl_data_label(&s->t.train, texts[i]);
             if (lab[i] < 0 || lab[i] >= NLVR_CLASSES)
                 die("task.train text %lld has no NLVR2 label (pack the data with `vlmae pack nlvr`)", (long long)texts[i]);
         }
     }
     losses[0] = nlvr_train_pass(s, m, left, right, b, lab, alpha, rng);
     free(lab);
-    if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;
-}
-
-static void nlvr_after_step(void *state, Model *m, const Dist *d) {
-    (void)m;
-    tl_extra_update(&((NlvrState *)state)->x, d);
-}
-
-static int nlvr_save_extra(void *state, const char *path, char *err, size_t errlen) {
-    return tl_extra_save(&((NlvrState *)state)->x, path, err, errlen);
-}
-
-static int nlvr_load_extra(void *state, const char *path, char *err, size_t errlen) {
-    return tl_extra_load(&((NlvrState *)state)->x, path, 1, 0, NULL, err, errlen);
+    if (!tl_extra_grads_finite(&s->t.x)) losses[0] = NAN;
 }
 
 static void nlvr_free(void *state) {
     NlvrState *s = state;
-    if (s->have_train) tl_data_close(&s->train);
-    tl_train_free(&s->tr);
+    tl_task_free(&s->t);
     free(s->image2);
     s->image2 = NULL;
     free(s->layers_m);  // views into the task parameters, which stay for the evaluation
@@ -298,31 +274,18 @@ static void nlvr_free(void *state) {
 
 static int nlvr_finetune_common(FtContext *cx, int ta) {
     NlvrState *s = callocCheck(1, sizeof(NlvrState));
-    s->cx = cx;
     s->ta = ta;
-    char err[2048];
     // labels and right images (nlvr2); the number of training texts (both: the lr schedule)
-    if (tl_data_open(&s->train, &cx->rc.task.train, err, sizeof(err)) != 0) {
-        if (cx->R0) fprintf(stderr, "vlmae finetune: task.train: %s\n", err);
-        return 2;
-    }
-    s->have_train = 1;
+    if (tl_task_open_train(&s->t, cx) != 0) return 2;
     if (ta && cx->rc.train.batch_size < 3) {
         if (cx->R0) fprintf(stderr, "vlmae finetune: nlvr2_ta draws two hard negatives per caption: train.batch_size must be >= 3\n");
         return 2;
     }
-    s->distill = !ta && cx->rc.task.distill;
+    s->t.distill = !ta && cx->rc.task.distill;
     g_nlvr = s;
-    FtHooks h = {0};
-    h.state = s;
-    h.n_losses = 1;
-    h.loss_names[0] = ta ? "ta" : "ce";
-    h.momentum = s->distill;  // EMA of the Model's tower before each step
+    FtHooks h = tl_task_hooks(&s->t, ta ? "ta" : "ce");
     h.init = nlvr_init;
     h.step = nlvr_step;
-    h.after_step = nlvr_after_step;
-    h.save_extra = nlvr_save_extra;
-    h.load_extra = nlvr_load_extra;
     h.free = nlvr_free;
     return ft_train(cx, &h);
 }
@@ -333,7 +296,7 @@ static int nlvr_ta_finetune(FtContext *cx) { return nlvr_finetune_common(cx, 1);
 static int nlvr_eval_common(FtContext *cx, Model *m, const char *split, FtMetrics *out, int max_out, int ta) {
     if (max_out < 1) return 0;
     NlvrState *s = g_nlvr;
-    if (!s || !s->registered) {
+    if (!s || !s->t.registered) {
         if (cx->R0) fprintf(stderr, "vlmae: nlvr2: no task parameters loaded\n");
         return -1;
     }
@@ -405,11 +368,9 @@ static int nlvr_ta_eval(FtContext *cx, Model *m, const char *split, int64_t step
 
 static int nlvr_load(FtContext *cx, Model *m, const char *ckpt, char *err, size_t errlen) {
     NlvrState *s = callocCheck(1, sizeof(NlvrState));
-    s->cx = cx;
+    s->t.cx = cx;
     nlvr_ensure(s, m, cx);
-    char path[4200];
-    snprintf(path, sizeof(path), "%s.extra", ckpt);
-    if (tl_extra_load(&s->x, path, 0, 0, NULL, err, errlen) != 0) return -1;
+    if (tl_task_load(&s->t, ckpt, err, errlen) != 0) return -1;
     g_nlvr = s;
     return 0;
 }

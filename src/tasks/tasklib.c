@@ -1,4 +1,5 @@
-// tasklib.c: shared pieces of the classification-style tasks (see tasklib.h).
+// tasklib.c: shared pieces of the classification-style tasks (see tasklib.h): their data, their
+// parameters, layers, graph holders, and the plumbing (TlTask) their hooks share.
 #include "tasks/tasklib.h"
 
 #include <math.h>
@@ -599,4 +600,73 @@ float tl_cls_train_pass(TlTrain *t, Rng *rng, TlLogitsFn logits_fn, void *ctx, c
     loss->grad[0] = 1.0f;
     graph_backward(g);
     return loss->data[0];
+}
+
+// =============================================================================================
+// Task plumbing (TlTask): the hooks ve, nlvr2 and vqa share
+
+int tl_task_open_train(TlTask *t, FtContext *cx) {
+    t->cx = cx;
+    char err[2048];
+    if (tl_data_open(&t->train, &cx->rc.task.train, err, sizeof(err)) != 0) {
+        if (cx->R0) fprintf(stderr, "vlmae finetune: task.train: %s\n", err);
+        return -1;
+    }
+    t->have_train = 1;
+    return 0;
+}
+
+static void task_after_step(void *state, Model *m, const Dist *d) {
+    (void)m;
+    tl_extra_update(&((TlTask *)state)->x, d);
+}
+
+static int task_save_extra(void *state, const char *path, char *err, size_t errlen) {
+    return tl_extra_save(&((TlTask *)state)->x, path, err, errlen);
+}
+
+static int task_load_extra(void *state, const char *path, char *err, size_t errlen) {
+    return tl_extra_load(&((TlTask *)state)->x, path, 1, 0, NULL, err, errlen);
+}
+
+FtHooks tl_task_hooks(TlTask *t, const char *loss_name) {
+    FtHooks h = {0};
+    h.state = t;
+    h.n_losses = 1;
+    h.loss_names[0] = loss_name;
+    h.momentum = t->distill;  // EMA of the Model's tower before each step
+    h.after_step = task_after_step;
+    h.save_extra = task_save_extra;
+    h.load_extra = task_load_extra;
+    h.free = tl_task_free;
+    return h;
+}
+
+void tl_task_free(void *state) {
+    TlTask *t = state;
+    if (t->have_train) tl_data_close(&t->train);
+    tl_train_free(&t->tr);
+}
+
+void tl_task_plan_begin(TlTask *t, Rng *rng) {
+    tl_train_init(&t->tr);
+    rng_seed(rng, 1);
+    tl_extra_begin_step(&t->x);
+}
+
+void tl_task_plan_end(TlTask *t) {
+    tl_train_end(&t->tr);
+    params_zero_grad(&t->x.ps);
+    t->x.step = 0;
+}
+
+void tl_task_begin_step(TlTask *t, const Model *m) {
+    tl_extra_begin_step(&t->x);
+    tl_extra_ema(&t->x, m->cfg.momentum);
+}
+
+int tl_task_load(TlTask *t, const char *ckpt, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.extra", ckpt);
+    return tl_extra_load(&t->x, path, 0, 0, NULL, err, errlen);
 }

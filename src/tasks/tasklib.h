@@ -15,7 +15,10 @@
 //             task before each step and saved in the same .extra file;
 //   layers    BERT post-LN sub-layers with masks on both sides and causal self-attention (the
 //             answer decoder), embeddings, an MLP head with ReLU;
-//   TlInfer   a gradient-free graph on a private arena (evaluation).
+//   TlInfer   a gradient-free graph on a private arena (evaluation);
+//   TlTask    what the three tasks hold alike (context, task parameters, training data and
+//             graph), the first member of each task's state, and the FtHooks they share: the
+//             task parameters' update after each step, their .extra file, freeing.
 #ifndef VLMAE_TASKS_TASKLIB_H
 #define VLMAE_TASKS_TASKLIB_H
 
@@ -195,5 +198,43 @@ float tl_cls_train_pass(TlTrain *t, Rng *rng, TlLogitsFn logits, void *ctx, cons
 // Image encoder of tower tw (m->on or m->mo) on n images (n, 3, S, S) -> (n*(1+N), C), all
 // patches.
 Tensor *tl_encode_images(Graph *g, const Model *m, const Tower *tw, const float *images, int n);
+
+// ---- task plumbing ------------------------------------------------------------------------------
+
+// The first member of each task's state (VeState, NlvrState, VqaState), so that the state
+// pointer ft_train hands the hooks is also a TlTask pointer.
+typedef struct {
+    FtContext *cx;
+    TlExtra x;          // the task's parameters (heads, decoder, doubled layers)
+    int distill;        // momentum distillation (finetune only; evaluation needs no teacher)
+    int registered;     // x registered and allocated (finetune: in init; eval: in load)
+    TlData train;       // task.train (labels, answers, second images; the lr schedule's size)
+    int have_train;
+    TlTrain tr;         // the training graph
+} TlTask;
+
+// finetune: t->cx = cx and task.train opened into t->train. Returns 0, or -1 after saying why
+// on rank 0.
+int tl_task_open_train(TlTask *t, FtContext *cx);
+// The hooks a task starts from: state t, one loss named loss_name, the Model's momentum tower
+// EMA'd before each step when t->distill, and after_step (tl_extra_update), save_extra /
+// load_extra (tl_extra_save / tl_extra_load with the optimizer state) and free (tl_task_free)
+// on t. The task adds init and step (and its own free, calling tl_task_free).
+FtHooks tl_task_hooks(TlTask *t, const char *loss_name);
+// The free hook: the training data and graph (the task parameters stay for an evaluation after
+// training; the process ends soon after).
+void tl_task_free(void *state);
+// Planning step (the task's init hook): tl_task_plan_begin sets up the training graph, seeds
+// *rng with 1 and begins a step; the task runs its pass on the shape batch (the arena's worst
+// case); tl_task_plan_end fixes the arena and zeroes the task's gradients and step counter.
+void tl_task_plan_begin(TlTask *t, Rng *rng);
+void tl_task_plan_end(TlTask *t);
+// The start of every training step (the task's step hook): tl_extra_begin_step, then the task's
+// momentum copies move by EMA with m->cfg.momentum (ft_train moves the Model's tower:
+// FtHooks.momentum).
+void tl_task_begin_step(TlTask *t, const Model *m);
+// vlmae eval (the task's load): the task parameters of CKPT.extra into t->x, registered by the
+// caller; no optimizer state. Returns 0, or -1 with err.
+int tl_task_load(TlTask *t, const char *ckpt, char *err, size_t errlen);
 
 #endif

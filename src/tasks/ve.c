@@ -25,26 +25,20 @@
 #define VE_CLASSES 3
 
 typedef struct {
-    FtContext *cx;
-    TlExtra x;
+    TlTask t;               // context, the head's parameters, distill (task.distill), data, graph
     Linear fc1, fc2;
     Linear fc1_m, fc2_m;    // momentum copies (distill)
-    int distill;            // task.distill (finetune only; evaluation needs no teacher)
-    int registered;
-    TlData train;
-    int have_train;
-    TlTrain tr;
 } VeState;
 
 static VeState *g_ve;  // the task state eval uses (set by finetune or load)
 
 static void ve_register(VeState *s, const Model *m, uint64_t seed) {
     int Ct = m->cfg.text_width;
-    tl_extra_init(&s->x);
-    s->fc1 = tl_reg_linear(&s->x, "ve.head.", "fc1", Ct, Ct);
-    s->fc2 = tl_reg_linear(&s->x, "ve.head.", "fc2", VE_CLASSES, Ct);
-    tl_extra_alloc(&s->x, seed);
-    s->registered = 1;
+    tl_extra_init(&s->t.x);
+    s->fc1 = tl_reg_linear(&s->t.x, "ve.head.", "fc1", Ct, Ct);
+    s->fc2 = tl_reg_linear(&s->t.x, "ve.head.", "fc2", VE_CLASSES, Ct);
+    tl_extra_alloc(&s->t.x, seed);
+    s->t.registered = 1;
 }
 
 // (B, 3) logits of B (image, text) pairs: online (teacher 0) or momentum model (teacher 1).
@@ -74,7 +68,7 @@ static Tensor *ve_pass_logits(Graph *g, void *ctx, int teacher) {
 
 static float ve_train_pass(VeState *s, Model *m, const Batch *b, const int32_t *labels, float alpha, Rng *rng) {
     VePass p = {s, m, b};
-    return tl_cls_train_pass(&s->tr, rng, ve_pass_logits, &p, labels, s->distill, alpha);
+    return tl_cls_train_pass(&s->t.tr, rng, ve_pass_logits, &p, labels, s->t.distill, alpha);
 }
 
 // ---- ft_train hooks
@@ -84,97 +78,58 @@ static void ve_ensure(VeState *s, const Model *m, FtContext *cx);
 static void ve_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     VeState *s = state;
     ve_ensure(s, m, cx);
-    if (s->distill) {  // cls_head_m = cls_head (copy_params); the towers' copies are the Model's
-        tl_extra_momentum(&s->x);
-        s->fc1_m = tl_mo_linear(&s->x, s->fc1), s->fc2_m = tl_mo_linear(&s->x, s->fc2);
+    if (s->t.distill) {  // cls_head_m = cls_head (copy_params); the towers' copies are the Model's
+        tl_extra_momentum(&s->t.x);
+        s->fc1_m = tl_mo_linear(&s->t.x, s->fc1), s->fc2_m = tl_mo_linear(&s->t.x, s->fc2);
     }
-    tl_extra_optim(&s->x, cx, s->train.n_texts);
-    if (tl_extra_from_init(&s->x, cx, "ve") < 0) dist_abort(&cx->d, 2);
-    tl_train_init(&s->tr);
+    tl_extra_optim(&s->t.x, cx, s->t.train.n_texts);
+    if (tl_extra_from_init(&s->t.x, cx, "ve") < 0) dist_abort(&cx->d, 2);
     int32_t *lab = callocCheck((size_t)shape->B, sizeof(int32_t));
     Rng r;
-    rng_seed(&r, 1);
-    tl_extra_begin_step(&s->x);
+    tl_task_plan_begin(&s->t, &r);
     ve_train_pass(s, m, shape, lab, 0.0f, &r);  // planning: sizes the arena (the teacher too)
-    tl_train_end(&s->tr);
+    tl_task_plan_end(&s->t);
     free(lab);
-    params_zero_grad(&s->x.ps);
-    s->x.step = 0;
 }
 
 static void ve_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
     VeState *s = state;
-    tl_extra_begin_step(&s->x);
-    tl_extra_ema(&s->x, m->cfg.momentum);  // the head's copy; ft_train moved the towers' (h.momentum)
+    tl_task_begin_step(&s->t, m);  // EMA of the head's copy; ft_train moved the towers' (h.momentum)
     const int64_t *texts = loader_batch_texts(b);
     int32_t lab[4096];
     if (b->B > 4096) die("batch of %d exceeds 4096", b->B);
     for (int i = 0; i < b->B; i++) {
-        lab[i] = tl_data_label(&s->train, texts[i]);
+        lab[i] = tl_data_label(&s->t.train, texts[i]);
         if (lab[i] < 0 || lab[i] >= VE_CLASSES)
             die("task.train text %lld has no SNLI-VE label (pack the data with `vlmae pack ve`)", (long long)texts[i]);
     }
     losses[0] = ve_train_pass(s, m, b, lab, alpha, rng);
-    if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;  // the harness skips / stops on it
-}
-
-static void ve_after_step(void *state, Model *m, const Dist *d) {
-    (void)m;
-    tl_extra_update(&((VeState *)state)->x, d);
-}
-
-static int ve_save_extra(void *state, const char *path, char *err, size_t errlen) {
-    return tl_extra_save(&((VeState *)state)->x, path, err, errlen);
-}
-
-static int ve_load_extra(void *state, const char *path, char *err, size_t errlen) {
-    return tl_extra_load(&((VeState *)state)->x, path, 1, 0, NULL, err, errlen);
-}
-
-static void ve_free(void *state) {
-    VeState *s = state;
-    if (s->have_train) tl_data_close(&s->train);
-    tl_train_free(&s->tr);
-    // the parameters stay (g_ve) for an evaluation after training; the process ends soon after
+    if (!tl_extra_grads_finite(&s->t.x)) losses[0] = NAN;  // the harness skips / stops on it
 }
 
 // ---- task entry points
 
 static int ve_finetune(FtContext *cx) {
     VeState *s = callocCheck(1, sizeof(VeState));
-    s->cx = cx;
-    char err[2048];
-    if (tl_data_open(&s->train, &cx->rc.task.train, err, sizeof(err)) != 0) {
-        if (cx->R0) fprintf(stderr, "vlmae finetune: task.train: %s\n", err);
-        return 2;
-    }
-    s->have_train = 1;
-    s->distill = cx->rc.task.distill;
-    g_ve = s;
-    FtHooks h = {0};
-    h.state = s;
-    h.n_losses = 1;
-    h.loss_names[0] = "ce";
-    h.momentum = s->distill;  // EMA of the Model's tower before each step
+    if (tl_task_open_train(&s->t, cx) != 0) return 2;
+    s->t.distill = cx->rc.task.distill;
+    g_ve = s;  // the head stays for an evaluation after training (tl_task_free keeps it)
+    FtHooks h = tl_task_hooks(&s->t, "ce");
     h.init = ve_init;  // registers the head (it needs the model's widths)
     h.step = ve_step;
-    h.after_step = ve_after_step;
-    h.save_extra = ve_save_extra;
-    h.load_extra = ve_load_extra;
-    h.free = ve_free;
     return ft_train(cx, &h);
 }
 
 // Registers the head on first use (finetune: in init; eval: in load).
 static void ve_ensure(VeState *s, const Model *m, FtContext *cx) {
-    if (!s->registered) ve_register(s, m, cx->seed);
+    if (!s->t.registered) ve_register(s, m, cx->seed);
 }
 
 static int ve_eval(FtContext *cx, Model *m, const char *split, int64_t step, FtMetrics *out, int max_out) {
     (void)step;
     if (max_out < 1) return 0;
     VeState *s = g_ve;
-    if (!s || !s->registered) {
+    if (!s || !s->t.registered) {
         if (cx->R0) fprintf(stderr, "vlmae: ve: no task head loaded\n");
         return -1;
     }
@@ -237,11 +192,9 @@ static int ve_eval(FtContext *cx, Model *m, const char *split, int64_t step, FtM
 
 static int ve_load(FtContext *cx, Model *m, const char *ckpt, char *err, size_t errlen) {
     VeState *s = callocCheck(1, sizeof(VeState));
-    s->cx = cx;
+    s->t.cx = cx;
     ve_ensure(s, m, cx);
-    char path[4200];
-    snprintf(path, sizeof(path), "%s.extra", ckpt);
-    if (tl_extra_load(&s->x, path, 0, 0, NULL, err, errlen) != 0) return -1;
+    if (tl_task_load(&s->t, ckpt, err, errlen) != 0) return -1;
     g_ve = s;
     return 0;
 }

@@ -23,7 +23,8 @@
 // counts the first token once more: ALBEF's formula, kept); the best is the prediction. Results
 // go to RUN_DIR/vqa_result_SPLIT.json as [{"question_id": id, "answer": "..."}] (ALBEF's and the
 // evaluation server's format; the id is a JSON number when it is an integer). Questions with
-// ground truth (val, or a test split with answers) are scored with vqa_accuracy (vqa.h).
+// ground truth (val, or a test split with answers) are scored with vqa_accuracy (vqa.h; it and
+// the ranking's pure pieces are vqa_answers.c).
 //
 // Momentum distillation (ALBEF's models/model_vqa.py, configs/VQA.yaml: distill True, alpha 0.4,
 // warm_up True; task.distill, train.alpha, train.alpha_ramp here): the image encoder, the text
@@ -54,97 +55,6 @@
 #include "tasks/tasklib.h"
 
 // =============================================================================================
-// Pure pieces (vqa.h)
-
-int vqa_parse_answers(const char *block, VqaAnswers *out) {
-    out->n = 0;
-    const char *p = block ? block : "";
-    while (*p && out->n < VQA_MAX_ANSWERS) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        const char *tab = memchr(p, '\t', len);
-        size_t alen = tab ? (size_t)(tab - p) : len;
-        if (alen > 0 || tab) {
-            int k = out->n++;
-            size_t c = alen < VQA_ANSWER_MAX - 1 ? alen : VQA_ANSWER_MAX - 1;
-            memcpy(out->text[k], p, c);
-            out->text[k][c] = 0;
-            out->weight[k] = 1.0f;
-            out->count[k] = 1;
-            if (tab) {
-                char buf[64];
-                size_t rest = len - alen - 1;
-                if (rest >= sizeof(buf)) rest = sizeof(buf) - 1;
-                memcpy(buf, tab + 1, rest);
-                buf[rest] = 0;
-                char *end;
-                double w = strtod(buf, &end);
-                if (end != buf) out->weight[k] = (float)w;
-                if (*end == '\t') {
-                    long cnt = strtol(end + 1, NULL, 10);
-                    if (cnt > 0) out->count[k] = (int)cnt;
-                }
-            }
-        }
-        p = nl ? nl + 1 : p + len;
-    }
-    return out->n;
-}
-
-// lower-case, trim spaces
-static void norm_answer(const char *s, char *out, size_t cap) {
-    while (*s == ' ') s++;
-    size_t n = 0;
-    for (; *s && n + 1 < cap; s++) out[n++] = (char)tolower((unsigned char)*s);
-    while (n > 0 && out[n - 1] == ' ') n--;
-    out[n] = 0;
-}
-
-double vqa_accuracy(const char *pred, const VqaAnswers *gt) {
-    char p[VQA_ANSWER_MAX], a[VQA_ANSWER_MAX];
-    norm_answer(pred, p, sizeof(p));
-    int N = 0, match = 0;
-    for (int k = 0; k < gt->n; k++) {
-        N += gt->count[k];
-        norm_answer(gt->text[k], a, sizeof(a));
-        if (!strcmp(a, p)) match += gt->count[k];
-    }
-    if (N <= 0) return 0.0;
-    if (N >= 10) {
-        // leave each annotator out once: N - match subsets keep all matches, match subsets one less
-        double s = (double)(N - match) * fmin(1.0, match / 3.0) + (double)match * fmin(1.0, (match - 1) / 3.0);
-        return s / N;
-    }
-    int need = N < 3 ? N : 3;
-    return fmin(1.0, (double)match / need);
-}
-
-int vqa_topk(const float *p, int n, int k, int *ids) {
-    if (k > n) k = n;
-    // selection by repeated scans is O(n k); n is a few thousand at most (3,192 for VQA v2)
-    unsigned char *used = callocCheck((size_t)n, 1);
-    for (int r = 0; r < k; r++) {
-        int best = -1;
-        for (int a = 0; a < n; a++)
-            if (!used[a] && (best < 0 || p[a] > p[best])) best = a;
-        used[best] = 1;
-        ids[r] = best;
-    }
-    free(used);
-    return k;
-}
-
-int vqa_rerank(const float *p_first, const float *seq_loss, int k) {
-    int best = 0;
-    double bs = -INFINITY;
-    for (int r = 0; r < k; r++) {
-        double s = log(fmax((double)p_first[r], 1e-30)) - (double)seq_loss[r];
-        if (r == 0 || s > bs) bs = s, best = r;
-    }
-    return best;
-}
-
-// =============================================================================================
 // The model
 
 // The answer decoder (its online parameters, or views of their momentum copies).
@@ -159,18 +69,12 @@ typedef struct {
 } VqaDecoder;
 
 typedef struct {
-    FtContext *cx;
-    TlExtra x;
+    TlTask t;                 // context, the decoder's parameters, distill (task.distill), data, graph
     VqaDecoder dec;
     VqaDecoder dec_m;         // momentum copy (distill)
-    int distill;              // task.distill (finetune only; evaluation needs no teacher)
-    int registered;
     int cross_fresh;          // vision_width != text_width: cross k/v started fresh
     int TA;                   // answer length in tokens ([CLS] answer [SEP], padded)
     int kmax;                 // most answers of one training question
-    TlData train;
-    int have_train;
-    TlTrain tr;
 } VqaState;
 
 static VqaState *g_vqa;
@@ -195,31 +99,31 @@ static void vqa_register(VqaState *s, const Model *m, uint64_t seed) {
     const ModelConfig *c = &m->cfg;
     int Ct = c->text_width, V = c->vocab_size, L = c->fusion_layers;
     VqaDecoder *d = &s->dec;
-    tl_extra_init(&s->x);
-    d->word = params_add2(&s->x.ps, "vqa.dec.embeddings.word", V, Ct, 1);
-    d->position = params_add2(&s->x.ps, "vqa.dec.embeddings.position", c->max_text_len, Ct, 1);
-    d->type = params_add2(&s->x.ps, "vqa.dec.embeddings.token_type", 2, Ct, 1);
-    d->emb_ln = tl_reg_norm(&s->x, "vqa.dec.embeddings.", "ln", Ct);
+    tl_extra_init(&s->t.x);
+    d->word = params_add2(&s->t.x.ps, "vqa.dec.embeddings.word", V, Ct, 1);
+    d->position = params_add2(&s->t.x.ps, "vqa.dec.embeddings.position", c->max_text_len, Ct, 1);
+    d->type = params_add2(&s->t.x.ps, "vqa.dec.embeddings.token_type", 2, Ct, 1);
+    d->emb_ln = tl_reg_norm(&s->t.x, "vqa.dec.embeddings.", "ln", Ct);
     d->n_layers = L;
     d->layers = callocCheck((size_t)L, sizeof(BertLayer));
     char p[128];
     for (int l = 0; l < L; l++) {
         BertLayer *bl = &d->layers[l];
         snprintf(p, sizeof(p), "vqa.dec.layers.%d.attn.", l);
-        bl->attn = tl_reg_attn(&s->x, p, Ct, Ct, NULL);
+        bl->attn = tl_reg_attn(&s->t.x, p, Ct, Ct, NULL);
         snprintf(p, sizeof(p), "vqa.dec.layers.%d.cross.", l);
-        bl->cross = tl_reg_attn(&s->x, p, Ct, Ct, NULL);  // keys: question states (text width)
+        bl->cross = tl_reg_attn(&s->t.x, p, Ct, Ct, NULL);  // keys: question states (text width)
         bl->has_cross = 1;
         snprintf(p, sizeof(p), "vqa.dec.layers.%d.ffn.", l);
-        tl_reg_ffn(&s->x, bl, p, Ct, c->text_mlp);
+        tl_reg_ffn(&s->t.x, bl, p, Ct, c->text_mlp);
     }
-    d->lm_dense = tl_reg_linear(&s->x, "vqa.dec.lm.", "dense", Ct, Ct);
-    d->lm_ln = tl_reg_norm(&s->x, "vqa.dec.lm.", "ln", Ct);
-    d->lm_bias = params_add1(&s->x.ps, "vqa.dec.lm.bias", V, 0);
-    tl_extra_alloc(&s->x, seed);
+    d->lm_dense = tl_reg_linear(&s->t.x, "vqa.dec.lm.", "dense", Ct, Ct);
+    d->lm_ln = tl_reg_norm(&s->t.x, "vqa.dec.lm.", "ln", Ct);
+    d->lm_bias = params_add1(&s->t.x.ps, "vqa.dec.lm.bias", V, 0);
+    tl_extra_alloc(&s->t.x, seed);
     s->cross_fresh = c->vision_width != c->text_width;
     vqa_decoder_from(d, &m->on, c, s->cross_fresh);
-    s->registered = 1;
+    s->t.registered = 1;
 }
 
 // The momentum decoder (distill): views of the momentum copies, started as a copy of the online
@@ -227,14 +131,14 @@ static void vqa_register(VqaState *s, const Model *m, uint64_t seed) {
 static void vqa_register_momentum(VqaState *s, const Model *m) {
     const VqaDecoder *d = &s->dec;
     VqaDecoder *e = &s->dec_m;
-    tl_extra_momentum(&s->x);
-    e->word = tl_mo(&s->x, d->word), e->position = tl_mo(&s->x, d->position), e->type = tl_mo(&s->x, d->type);
-    e->emb_ln = tl_mo_norm(&s->x, d->emb_ln);
+    tl_extra_momentum(&s->t.x);
+    e->word = tl_mo(&s->t.x, d->word), e->position = tl_mo(&s->t.x, d->position), e->type = tl_mo(&s->t.x, d->type);
+    e->emb_ln = tl_mo_norm(&s->t.x, d->emb_ln);
     e->n_layers = d->n_layers;
     e->layers = callocCheck((size_t)d->n_layers, sizeof(BertLayer));
-    for (int l = 0; l < d->n_layers; l++) e->layers[l] = tl_mo_layer(&s->x, &d->layers[l]);
-    e->lm_dense = tl_mo_linear(&s->x, d->lm_dense), e->lm_ln = tl_mo_norm(&s->x, d->lm_ln);
-    e->lm_bias = tl_mo(&s->x, d->lm_bias);
+    for (int l = 0; l < d->n_layers; l++) e->layers[l] = tl_mo_layer(&s->t.x, &d->layers[l]);
+    e->lm_dense = tl_mo_linear(&s->t.x, d->lm_dense), e->lm_ln = tl_mo_norm(&s->t.x, d->lm_ln);
+    e->lm_bias = tl_mo(&s->t.x, d->lm_bias);
     vqa_decoder_from(e, &m->mo, &m->cfg, s->cross_fresh);
 }
 
@@ -286,15 +190,15 @@ static int vqa_answer_len(const Tokenizer *tok, const char *answer) {
 static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnswers *ans, float alpha, Rng *rng) {
     const ModelConfig *c = &m->cfg;
     int B = b->B, T = b->T, TA = s->TA, Ct = c->text_width, V = c->vocab_size;
-    tl_train_begin(&s->tr, rng);
-    Graph *g = &s->tr.g;
-    Arena *A = &s->tr.arena;
+    tl_train_begin(&s->t.tr, rng);
+    Graph *g = &s->t.tr.g;
+    Arena *A = &s->t.tr.arena;
     int R = 0;
     for (int q = 0; q < B; q++) R += ans[q].n;
     int32_t *aids = arena_alloc(A, (size_t)R * TA * sizeof(int32_t)), *amk = arena_alloc(A, (size_t)R * TA * sizeof(int32_t));
     int32_t *qidx = arena_alloc(A, (size_t)R * sizeof(int32_t));
     float *w = arena_alloc(A, (size_t)R * sizeof(float));
-    const FtContext *cx = s->cx;
+    const FtContext *cx = s->t.cx;
     int r = 0;
     for (int q = 0; q < B; q++)
         for (int k = 0; k < ans[q].n; k++, r++) {
@@ -316,7 +220,7 @@ static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnsw
     // The momentum model's decoder states of the same answers, from its own question states (no
     // gradient; after the student's forward, so its dropout masks do not depend on distill).
     Tensor *x_m = NULL;
-    if (s->distill) {
+    if (s->t.distill) {
         x_m = g_tensor2(g, R * TA, Ct, 0);
         GraphScope sc = g_scope_begin(g);
         Tensor *qs_m = vqa_question(g, m, &m->mo, b->image, b->text_ids, tmask, B, T);
@@ -362,7 +266,7 @@ static float vqa_train_pass(VqaState *s, Model *m, const Batch *b, const VqaAnsw
 // ---- ft_train hooks
 
 static void vqa_ensure(VqaState *s, const Model *m, FtContext *cx) {
-    if (s->registered) return;
+    if (s->t.registered) return;
     vqa_register(s, m, cx->seed);
     if (s->cross_fresh && cx->R0)
         printf("vqa: vision_width %d != text_width %d: the decoder's cross-attention keys/values start fresh\n",
@@ -373,8 +277,8 @@ static void vqa_ensure(VqaState *s, const Model *m, FtContext *cx) {
 static void vqa_scan_train(VqaState *s, const FtContext *cx) {
     int maxlen = 3, kmax = 1;
     VqaAnswers *a = mallocCheck(sizeof(VqaAnswers));
-    for (int64_t t = 0; t < s->train.n_texts; t++) {
-        vqa_parse_answers(tl_data_answers(&s->train, t), a);
+    for (int64_t t = 0; t < s->t.train.n_texts; t++) {
+        vqa_parse_answers(tl_data_answers(&s->t.train, t), a);
         if (a->n > kmax) kmax = a->n;
         for (int k = 0; k < a->n; k++) {
             int n = vqa_answer_len(cx->tok, a->text[k]);
@@ -389,9 +293,9 @@ static void vqa_scan_train(VqaState *s, const FtContext *cx) {
 static void vqa_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
     VqaState *s = state;
     vqa_ensure(s, m, cx);
-    if (s->distill) vqa_register_momentum(s, m);
-    tl_extra_optim(&s->x, cx, s->train.n_texts);
-    if (tl_extra_from_init(&s->x, cx, "vqa") < 0) dist_abort(&cx->d, 2);
+    if (s->t.distill) vqa_register_momentum(s, m);
+    tl_extra_optim(&s->t.x, cx, s->t.train.n_texts);
+    if (tl_extra_from_init(&s->t.x, cx, "vqa") < 0) dist_abort(&cx->d, 2);
     vqa_scan_train(s, cx);
     if (cx->R0)
         printf("vqa: answers of up to %d tokens ([CLS] answer [SEP]), up to %d answers per question\n", s->TA, s->kmax);
@@ -410,76 +314,44 @@ static void vqa_init(void *state, Model *m, const Batch *shape, FtContext *cx) {
             ans[q].count[k] = 1;
         }
     }
-    tl_train_init(&s->tr);
     Rng r;
-    rng_seed(&r, 1);
-    tl_extra_begin_step(&s->x);
+    tl_task_plan_begin(&s->t, &r);
     vqa_train_pass(s, m, shape, ans, 0.0f, &r);  // (the teacher too)
-    tl_train_end(&s->tr);
+    tl_task_plan_end(&s->t);
     free(ans);
-    params_zero_grad(&s->x.ps);
-    s->x.step = 0;
 }
 
 static void vqa_step(void *state, Model *m, const Batch *b, float alpha, Rng *rng, float *losses) {
     VqaState *s = state;
-    tl_extra_begin_step(&s->x);
-    tl_extra_ema(&s->x, m->cfg.momentum);  // the decoder's copy; ft_train moved the tower's (h.momentum)
+    tl_task_begin_step(&s->t, m);  // EMA of the decoder's copy; ft_train moved the tower's (h.momentum)
     const int64_t *texts = loader_batch_texts(b);
     VqaAnswers *ans = mallocCheck((size_t)b->B * sizeof(VqaAnswers));
     for (int q = 0; q < b->B; q++) {
-        if (vqa_parse_answers(tl_data_answers(&s->train, texts[q]), &ans[q]) == 0)
+        if (vqa_parse_answers(tl_data_answers(&s->t.train, texts[q]), &ans[q]) == 0)
             die("task.train question %lld has no answers (pack the data with `vlmae pack vqa`; test splits have none)",
                 (long long)texts[q]);
         if (ans[q].n > s->kmax) ans[q].n = s->kmax;
     }
     losses[0] = vqa_train_pass(s, m, b, ans, alpha, rng);
     free(ans);
-    if (!tl_extra_grads_finite(&s->x)) losses[0] = NAN;
-}
-
-static void vqa_after_step(void *state, Model *m, const Dist *d) {
-    (void)m;
-    tl_extra_update(&((VqaState *)state)->x, d);
-}
-
-static int vqa_save_extra(void *state, const char *path, char *err, size_t errlen) {
-    return tl_extra_save(&((VqaState *)state)->x, path, err, errlen);
-}
-
-static int vqa_load_extra(void *state, const char *path, char *err, size_t errlen) {
-    return tl_extra_load(&((VqaState *)state)->x, path, 1, 0, NULL, err, errlen);
+    if (!tl_extra_grads_finite(&s->t.x)) losses[0] = NAN;
 }
 
 static void vqa_free(void *state) {
     VqaState *s = state;
-    if (s->have_train) tl_data_close(&s->train);
-    tl_train_free(&s->tr);
+    tl_task_free(&s->t);
     free(s->dec_m.layers);  // views into the task parameters, which stay for the evaluation
     s->dec_m.layers = NULL;
 }
 
 static int vqa_finetune(FtContext *cx) {
     VqaState *s = callocCheck(1, sizeof(VqaState));
-    s->cx = cx;
-    char err[2048];
-    if (tl_data_open(&s->train, &cx->rc.task.train, err, sizeof(err)) != 0) {
-        if (cx->R0) fprintf(stderr, "vlmae finetune: task.train: %s\n", err);
-        return 2;
-    }
-    s->have_train = 1;
-    s->distill = cx->rc.task.distill;
+    if (tl_task_open_train(&s->t, cx) != 0) return 2;
+    s->t.distill = cx->rc.task.distill;
     g_vqa = s;
-    FtHooks h = {0};
-    h.state = s;
-    h.n_losses = 1;
-    h.loss_names[0] = "answer";
-    h.momentum = s->distill;  // EMA of the Model's tower before each step
+    FtHooks h = tl_task_hooks(&s->t, "answer");
     h.init = vqa_init;
     h.step = vqa_step;
-    h.after_step = vqa_after_step;
-    h.save_extra = vqa_save_extra;
-    h.load_extra = vqa_load_extra;
     h.free = vqa_free;
     return ft_train(cx, &h);
 }
@@ -560,7 +432,7 @@ static int vqa_eval(FtContext *cx, Model *m, const char *split, int64_t step, Ft
     (void)step;
     if (max_out < 1) return 0;
     VqaState *s = g_vqa;
-    if (!s || !s->registered) {
+    if (!s || !s->t.registered) {
         if (cx->R0) fprintf(stderr, "vlmae: vqa: no answer decoder loaded\n");
         return -1;
     }
@@ -723,11 +595,9 @@ out:
 
 static int vqa_load(FtContext *cx, Model *m, const char *ckpt, char *err, size_t errlen) {
     VqaState *s = callocCheck(1, sizeof(VqaState));
-    s->cx = cx;
+    s->t.cx = cx;
     vqa_ensure(s, m, cx);
-    char path[4200];
-    snprintf(path, sizeof(path), "%s.extra", ckpt);
-    if (tl_extra_load(&s->x, path, 0, 0, NULL, err, errlen) != 0) return -1;
+    if (tl_task_load(&s->t, ckpt, err, errlen) != 0) return -1;
     g_vqa = s;
     return 0;
 }

@@ -1,5 +1,5 @@
-// vqa.h: the VQA task's pure pieces (answer tables, the accuracy, the candidate ranking), exposed
-// for tests/test_vqa_metrics.c. The task itself is task_vqa in vqa.c.
+// vqa.h: the VQA task's pure pieces (answer tables, the accuracy, the candidate ranking:
+// vqa_answers.c), exposed for tests/test_vqa_metrics.c. The task itself is task_vqa in vqa.c.
 #ifndef VLMAE_TASKS_VQA_H
 #define VLMAE_TASKS_VQA_H
 

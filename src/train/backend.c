@@ -7,6 +7,7 @@
 #include "build_config.h"
 #include "engine/common.h"
 #include "engine/ops_guard.h"
+#include "train/peak.h"
 #if VLMAE_HAVE_CUDA
 #include "ops_cuda.h"
 #endif
@@ -66,8 +67,11 @@ void backend_describe(const Ops *ops, char *line, size_t len, double *peak_flops
         double bf16, fp32;
         cuda_device_info(name, sizeof(name), &bf16, &fp32);
         int b = cuda_backend_bf16();
-        *peak_flops = b ? bf16 : fp32;
-        snprintf(line, len, "cuda %s (%s GEMMs)", name, b ? "bf16" : "fp32");
+        // The data-sheet peak of a known device; else the estimate from SM count and clock.
+        int known = device_peak_flops(name, b, peak_flops);
+        if (!known) *peak_flops = b ? bf16 : fp32;
+        snprintf(line, len, "cuda %s (%s GEMMs; peak %.0f TFLOP/s%s)", name, b ? "bf16" : "fp32", *peak_flops / 1e12,
+                 known ? "" : ", estimated from clocks");
         return;
     }
 #endif

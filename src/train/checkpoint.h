@@ -22,6 +22,7 @@
 // (3.8 GB for the base model with AdamW state). Only rank 0 saves.
 // HDF5's automatic error printing is switched off inside these functions; errors come back as one
 // message naming the file (and the parameter, where there is one).
+// checkpoint_write.c saves, checkpoint_read.c loads, checkpoint.c scans and prunes run directories.
 #ifndef VLMAE_CHECKPOINT_H
 #define VLMAE_CHECKPOINT_H
 

@@ -131,6 +131,7 @@ const Field config_fields[] = {
     SECTION("runtime"),
     ENUM("runtime.device", runtime.device, DEVICES),
     ENUM("runtime.precision", runtime.precision, PRECISIONS),
+    FLT("runtime.timeout_s", runtime.timeout_s, R_MIN, 0, 0),
 
     SECTION("task"),
     F("task.name", T_STR, task.name, 0, 0, 0),
@@ -192,6 +193,7 @@ void config_defaults(RunConfig *c) {
 
     c->runtime.device = DEVICE_CPU;
     c->runtime.precision = PRECISION_FP32;
+    c->runtime.timeout_s = 1800.0f;
 
     TaskConfig *k = &c->task;  // ALBEF's fine-tuning settings
     k->image_size = 384, k->text_max_len = 30, k->k_test = 256, k->gradcam_layer = 8, k->eval_every = 1;

@@ -13,7 +13,7 @@
 //             datasets: [{name: coco, shards: ["shards/coco-*.h5", ...]}, ...],
 //             val: ["shards/val-*.h5"] (held-out shards for validation losses)
 //   init:     vit, bert (optional .safetensors checkpoints)
-//   runtime:  device (cpu | cuda | guard), precision (fp32 | bf16)
+//   runtime:  device (cpu | cuda | guard), precision (fp32 | bf16), timeout_s (watchdog; 0 = off)
 //   task:     name, train, val, test (lists of paths / globs), image_size, text_max_len, k_test,
 //             answer_list, image_root, gradcam_layer, eval_every, distill (fine-tuning; TaskConfig)
 //
@@ -105,6 +105,7 @@ typedef struct {
 typedef struct {
     RuntimeDevice device;
     Precision precision;
+    float timeout_s;  // watchdog (train/watchdog.h): longest one phase of a step may take; 0 = off
 } RuntimeConfig;
 
 // task: the downstream task of `vlmae finetune` / `vlmae eval` (src/tasks/finetune.h, src/tasks/).

@@ -1,5 +1,6 @@
-// config_internal.h: private to the config module (config.c, config_parse.c, config_dump.c),
-// not part of its interface (config.h): the key table and the helpers the three files share.
+// config_internal.h: private to the config module (config.c, config_parse.c, config_keys.c,
+// config_value.c, config_dump.c), not part of its interface (config.h): the key table and the
+// helpers its files share.
 //
 // The key table (config_fields, defined in config.c) has one row per key, in dump order: a
 // section row (a mapping) is followed by its keys; each scalar row gives its type, its offset
@@ -7,6 +8,7 @@
 #ifndef VLMAE_CONFIG_INTERNAL_H
 #define VLMAE_CONFIG_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "train/config.h"
@@ -57,5 +59,23 @@ void config_free_datasets(DatasetConfig *ds, int n);
 char *config_dup_str(const char *s);
 // The single-field range rule of f for value v: 0, or -1 with msg "KEY must be ..., got V".
 int config_check_range(const Field *f, double v, char *msg, size_t n);
+
+// config_keys.c: the row of a full key ("train.lr"), NULL when there is none; the key to suggest
+// for an unknown one (same section first, then the same name elsewhere, then the closest path)
+// and the closest of n candidates to word; NULL when nothing is close enough.
+const Field *config_find_field(const char *key);
+const char *config_suggest_key(const char *key);
+const char *config_suggest_among(const char *word, const char *const *cands, int n);
+
+// config_value.c (messages are the part after the "FILE:LINE: " prefix):
+// "an integer", "one of a | b", ... for messages (buf: room for an enum's list).
+const char *config_type_desc(const Field *f, char *buf, size_t n);
+// 'text' for a message: one line (control characters escaped), at most about 120 bytes.
+void config_quote_text(const char *text, char *buf, size_t n);
+// ${VAR} and ${VAR:-default} of in expanded into out (n bytes); $$ is a literal $. 0, or -1 with
+// msg naming key.
+int config_expand_env(const char *key, const char *in, char *out, size_t n, char *msg, size_t mn);
+// Parses text (is_null: YAML null) for scalar field f and stores it in c. 0, or -1 with msg.
+int config_set_scalar(RunConfig *c, const Field *f, const char *text, bool is_null, char *msg, size_t n);
 
 #endif

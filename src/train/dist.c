@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build_config.h"  // configure results (VLMAE_HAVE_*)
 #include "engine/common.h"
@@ -152,6 +153,41 @@ void dist_abort(const Dist *d, int code) {
 #endif
     (void)d;
     exit(code);
+}
+
+void dist_abort_now(const Dist *d, int code) {
+#if VLMAE_HAVE_MPI
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (d->world > 1 && inited && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    (void)d;
+    _exit(code);
+}
+
+int dist_node_distinct(const Dist *d, const void *key, size_t n) {
+    if (d->world == 1) return 1;
+#if VLMAE_HAVE_MPI
+    MPI_Comm node;
+    mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node));
+    int lw;
+    MPI_Comm_size(node, &lw);
+    char *all = mallocCheck((size_t)lw * n);
+    mpiCheck(MPI_Allgather(key, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, node));
+    MPI_Comm_free(&node);
+    int distinct = 0;
+    for (int i = 0; i < lw; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = !memcmp(all + (size_t)i * n, all + (size_t)j * n, n);
+        distinct += !seen;
+    }
+    free(all);
+    return distinct;
+#else
+    (void)key, (void)n;
+    return 1;
+#endif
 }
 
 // (dist.h) The rare path of the non-finite guards: who saw a bad value, and the lowest one's words.

@@ -33,5 +33,12 @@ void dist_barrier(const Dist *d);
 void dist_nonfinite_where(const Dist *d, int bad, char *what, size_t n);
 // Abort every rank (a fatal error on one rank must not leave the others waiting).
 void dist_abort(const Dist *d, int code);
+// The same from any thread (the watchdog, src/train/watchdog.h), while the main thread may be
+// blocked inside a collective: MPI_Abort when several ranks run, otherwise _exit(code) (no atexit
+// handlers, no stdio flush: the blocked thread may hold their locks). Does not return.
+void dist_abort_now(const Dist *d, int code);
+// How many different keys (n bytes each) the ranks of this node hold (collective over every
+// rank): e.g. whether the node's ranks use distinct GPUs. 1 on a single rank.
+int dist_node_distinct(const Dist *d, const void *key, size_t n);
 
 #endif

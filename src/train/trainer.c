@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build_config.h"
 #include "engine/common.h"
+#include "train/watchdog.h"
 #if VLMAE_HAVE_NCCL
 #include "nccl_dist.h"
 #endif
@@ -47,6 +49,15 @@ void trainer_free(Trainer *t) {
     adamw_free(&t->adam);
     free(t->gather_img), free(t->gather_txt);
     memset(t, 0, sizeof(*t));
+}
+
+int trainer_comm_error(void *trainer, char *msg, size_t n) {
+    const Trainer *t = trainer;
+#if VLMAE_HAVE_NCCL
+    if (t->nccl) return nccl_dist_async_error(t->nccl, msg, n);
+#endif
+    (void)t, (void)msg, (void)n;
+    return 0;
 }
 
 void trainer_to_host(Trainer *t) {
@@ -123,6 +134,23 @@ static void test_nan_hook(Trainer *t, Losses *out) {
             loss ? "loss itc" : "a gradient value of ", loss ? "" : t->m->params.p[0].name, rank, (long long)step);
 }
 
+// TEST HOOK (tests/test_watchdog.sh; inert unless the variable is set): VLMAE_TEST_STALL_STEP=N
+// makes rank VLMAE_TEST_STALL_RANK (default 0) stop making progress in step N (1-based, as logged),
+// as a stuck kernel or driver would: only the watchdog (runtime.timeout_s) ends it. Never set it in
+// production.
+static void test_stall_hook(const Trainer *t) {
+    static int64_t step = -2;
+    static int rank = 0;
+    if (step == -2) {
+        const char *s = getenv("VLMAE_TEST_STALL_STEP"), *r = getenv("VLMAE_TEST_STALL_RANK");
+        step = s && *s ? atoll(s) : -1;
+        rank = r && *r ? atoi(r) : 0;
+    }
+    if (step < 0 || t->step_count + 1 != step || t->dist->rank != rank) return;
+    fprintf(stderr, "vlmae: TEST HOOK VLMAE_TEST_STALL_STEP: rank %d stalls in step %lld\n", rank, (long long)step);
+    for (;;) sleep(1);
+}
+
 int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
     Model *m = t->m;
     const Dist *d = t->dist;
@@ -131,6 +159,7 @@ int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
     if (t->opt.alpha_ramp_steps > 0 && s < t->opt.alpha_ramp_steps)
         alpha *= (float)s / (float)t->opt.alpha_ramp_steps;  // ALBEF: alpha * min(1, i / len(loader))
     t->last_alpha = alpha;
+    watchdog_phase(t->wd, "step", s + 1);
 
     model_clamp_temp(m);
     t->last_temp = model_temp(m);
@@ -140,6 +169,9 @@ int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
     rng_seed_stream(&rng, t->opt.seed, (uint64_t)d->rank, (uint64_t)s);
     pretrain_step(&t->step, m, batch, alpha, &rng, NULL, out);
     test_nan_hook(t, out);
+    test_stall_hook(t);
+    // (on a device the all-reduce is only enqueued: the guard's host reads below wait for it)
+    watchdog_phase(t->wd, "allreduce", s + 1);
     allreduce_grads(t);
 
     // Losses are per rank; the guard looks at the averaged gradients and every rank's losses.
@@ -156,8 +188,10 @@ int trainer_step(Trainer *t, const Batch *batch, Losses *out) {
 
     // Queue: this step's momentum features of every rank, in rank order.
     size_t n = (size_t)t->step.B * m->cfg.embed_dim;
+    watchdog_phase(t->wd, "allgather", s + 1);
     dist_allgather(d, t->step.img_m, t->gather_img, n);
     dist_allgather(d, t->step.txt_m, t->gather_txt, n);
+    watchdog_phase(t->wd, "step", s + 1);
     model_enqueue(m, t->gather_img, t->gather_txt, t->step.B * d->world);
 
     t->last_lr = lr_at(&t->opt.lr, s);

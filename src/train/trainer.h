@@ -11,6 +11,7 @@
 #ifndef VLMAE_TRAINER_H
 #define VLMAE_TRAINER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model/model.h"
@@ -41,6 +42,7 @@ typedef struct {
     float last_lr, last_alpha, last_temp;  // last_temp: after this step's clamp, before the update
     struct NcclDist *nccl;      // NCCL communicator (CUDA builds with NCCL, world > 1), else NULL
     char nonfinite_what[128];   // which value was not finite, for the report
+    struct Watchdog *wd;        // phases of the step are marked here (watchdog.h); NULL: none
 } Trainer;
 
 void trainer_init(Trainer *t, Model *m, const Dist *d, const TrainerOptions *o, const Batch *shape);
@@ -49,6 +51,9 @@ void trainer_free(Trainer *t);
 // was non-finite under policy stop (t->nonfinite_what says which value). Every rank returns the
 // same value.
 int trainer_step(Trainer *t, const Batch *batch, Losses *out);
+// A WatchdogPoll (watchdog.h) for the trainer's communicator (trainer points to the Trainer):
+// 1 with the reason in msg when NCCL reported an asynchronous error, else 0 (also without NCCL).
+int trainer_comm_error(void *trainer, char *msg, size_t n);
 // Host mirrors of everything a checkpoint holds (model and AdamW) from the device, and back.
 void trainer_to_host(Trainer *t);
 void trainer_to_device(Trainer *t);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/rng.h"
+#include "train/watchdog.h"
 
 // Salt of the validation random stream: the same masks and ITM negatives at every evaluation.
 #define VAL_SEED_SALT 0x5a17da7e0f1e1d5bull
@@ -24,6 +25,7 @@ int validate_pretrain(Trainer *t, Loader *val, int64_t max_batches, ValLosses *o
     int r = 1;
     while ((max_batches == 0 || k < max_batches) && (r = loader_next(val, &b)) == 1) {
         if (b->B != t->step.B) continue;  // a short last batch of the pass
+        watchdog_phase(t->wd, "validation", t->step_count);  // one batch at a time
         Rng rng;
         rng_seed_stream(&rng, t->opt.seed ^ VAL_SEED_SALT, (uint64_t)d->rank, (uint64_t)k);
         Losses l;
