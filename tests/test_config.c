@@ -195,6 +195,10 @@ static void test_shipped(void) {
             CHECK(config_validate(&c, 1, err, sizeof err) != 0);  // 65536 % 48 != 0
             CHECK(config_set(&c, "model.queue_size=65280", err, sizeof err) == 0);
             CHECK(config_validate(&c, 8, err, sizeof err) == 0);
+        } else if (i == 2) {  // demo.yaml: the tiny model's learning recipe, one process
+            CHECK(c.preset == PRESET_TINY && c.model.image_size == 32 && c.model.vision_width == 32);
+            CHECK(c.train.batch_size == 64 && c.model.queue_size == 64 && c.model.init_std == 0.1f);
+            expect_validate_error(&c, 2, "model.queue_size (64)", "64 * 2 = 128", NULL);
         } else {
             CHECK(c.preset == PRESET_TINY && c.model.image_size == 32 && c.model.vision_width == 32);
             CHECK(c.train.batch_size == 8 && c.model.queue_size == 64);

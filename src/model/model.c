@@ -20,6 +20,7 @@ void model_config_base(ModelConfig *c) {
     c->embed_dim = 256, c->queue_size = 65536;
     c->pad_id = 0, c->cls_id = 101, c->mask_id = 103;  // bert-base-uncased
     c->mask_ratio = 0.5f, c->mlm_prob = 0.15f, c->momentum = 0.995f, c->temp_init = 0.07f;
+    c->init_std = 0.02f;
     c->norm_pix_loss = 1, c->mim_regional = 1;
     c->objective = OBJ_VLMAE;
     c->w_itc = c->w_itm = c->w_mlm = c->w_rmim = c->w_ifr = 1.0f;
@@ -231,9 +232,10 @@ static void random_unit_rows(Rng *r, float *q, int rows, int E) {
 void model_init_weights(Model *m, uint64_t seed) {
     Rng r;
     rng_seed_stream(&r, seed, 0x1417, 0);
-    // Every matrix N(0, 0.02) (BERT/ALBEF and timm's trunc_normal(.02) alike; the truncation at
-    // 2 std is immaterial at this std), biases 0, LayerNorm weight 1 bias 0. In practice the
-    // image and text towers are initialised from DeiT / BERT checkpoints (train issue).
+    // Every matrix N(0, init_std), by default 0.02 (BERT/ALBEF and timm's trunc_normal(.02)
+    // alike; the truncation at 2 std is immaterial at this std), biases 0, LayerNorm weight 1
+    // bias 0. In practice the image and text towers are initialised from DeiT / BERT checkpoints
+    // (train issue); a tiny model trained from scratch needs a larger init_std (README).
     for (int i = 0; i < m->params.count; i++) {
         ParamInfo *pi = &m->params.p[i];
         const char *n = pi->name;
@@ -242,7 +244,7 @@ void model_init_weights(Model *m, uint64_t seed) {
         int is_norm = strstr(n, "norm") || strstr(n, ".ln.");
         if (is_norm && !is_bias) fill_const(pi->t, 1.0f);
         else if (is_bias) fill_const(pi->t, 0.0f);
-        else fill_normal(&r, pi->t, 0.02f);
+        else fill_normal(&r, pi->t, m->cfg.init_std);
     }
     m->temp->data[0] = m->cfg.temp_init;
     memcpy(m->momentum.data, m->params.data, m->tower_n * sizeof(float));

@@ -28,6 +28,7 @@ typedef struct {
     int embed_dim, queue_size;
     int pad_id, cls_id, mask_id;  // special token ids of the vocabulary (MLM masking)
     float mask_ratio, mlm_prob, momentum, temp_init;
+    float init_std;  // std of the N(0, std) random init of every matrix (0.02: BERT / timm)
     int norm_pix_loss, mim_regional;
     Objective objective;
     float w_itc, w_itm, w_mlm, w_rmim, w_ifr;

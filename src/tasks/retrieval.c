@@ -269,6 +269,9 @@ static void rescore_block(Model *m, const RetrievalSet *rs, const float *S, int 
             col[(size_t)i * k + r] = (float)si[r].j;
         }
         itm_scores(m, rs, in, ia, ta, k, sc + (size_t)i * k);
+        // ALBEF (Retrieval.py evaluation): score = ITM match logit + the ITC similarity, so the
+        // ITC order still counts inside the top k (an untrained ITM head no longer scrambles it).
+        for (int r = 0; r < k; r++) sc[(size_t)i * k + r] += si[r].s;
         if (progress && n >= 20 && (i - r0 + 1) * 10 >= next * n) {
             printf("  ITM re-scoring %s: %d/%d rows of rank 0\n", what, i - r0 + 1, n);
             fflush(stdout);

@@ -37,7 +37,8 @@ void retrieval_encode2(Model *m, Loader *images, Loader *texts, const Dist *d, i
                        RetrievalSet *rs);
 void retrieval_set_free(RetrievalSet *rs);
 // i2t (n_img, n_txt) and t2i (n_txt, n_img) scores: ITC similarity; with k > 0 the top k of each
-// row are replaced by their ITM match logit (ALBEF's k_test) and the rest set to -100.
+// row are replaced by their ITM match logit plus their ITC similarity (ALBEF's k_test
+// re-scoring) and the rest set to -100.
 void retrieval_scores(Model *m, const RetrievalSet *rs, int k, float *i2t, float *t2i);
 // The same over the ranks of d: every rank computes the ITC matrices; the ITM re-scoring of the
 // rows is split into contiguous blocks, one per rank, and the re-scored top k (scores and

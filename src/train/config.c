@@ -72,6 +72,7 @@ const Field config_fields[] = {
     FLT("model.mlm_prob", model.mlm_prob, R_MIN_EXCL | R_MAX, 0, 1),
     FLT("model.momentum", model.momentum, R_MIN | R_MAX, 0, 1),
     FLT("model.temp_init", model.temp_init, R_MIN | R_MAX, 0.001, 0.5),  // the clamp range
+    FLT("model.init_std", model.init_std, R_MIN_EXCL | R_MAX, 0, 1),
     BOOL("model.norm_pix_loss", model.norm_pix_loss),
     BOOL("model.mim_regional", model.mim_regional),
     INT_GE("model.pad_id", model.pad_id, 0),
