@@ -67,6 +67,37 @@ static void test_recall(void) {
     CHECK(r.tr[0] == 100.0 && r.ir[0] == 50.0);
 }
 
+// Retrieval within groups: 6 images in 2 groups (0,1,2 | 3,4,5), 2 texts each (t -> t/2).
+static void test_group_recall(void) {
+    enum { NI = 6, NT = 12 };
+    int64_t txt_img[NT];
+    int group[NI] = {0, 0, 0, 1, 1, 1};
+    for (int t = 0; t < NT; t++) txt_img[t] = t / 2;
+    float i2t[NI * NT], t2i[NT * NI];
+    GroupRecall g;
+    // A scorer that knows only the group (the synthetic backgrounds): exactly chance.
+    for (int i = 0; i < NI; i++)
+        for (int t = 0; t < NT; t++) i2t[i * NT + t] = t2i[t * NI + i] = group[i] == group[txt_img[t]] ? 1.0f : 0.0f;
+    retrieval_group_recall(i2t, t2i, txt_img, group, NI, NT, &g);
+    CHECK(NEAR(g.chance_ir1, 100.0 / 3) && NEAR(g.chance_tr1, 100.0 / 3));
+    CHECK(NEAR(g.ir1, g.chance_ir1) && NEAR(g.tr1, g.chance_tr1));
+    // A perfect scorer: 100 (the other group's scores do not count, however high).
+    for (int i = 0; i < NI; i++)
+        for (int t = 0; t < NT; t++) {
+            float v = txt_img[t] == i ? 2.0f : group[i] == group[txt_img[t]] ? 0.0f : 5.0f;
+            i2t[i * NT + t] = t2i[t * NI + i] = v;
+        }
+    retrieval_group_recall(i2t, t2i, txt_img, group, NI, NT, &g);
+    CHECK(g.ir1 == 100.0 && g.tr1 == 100.0);
+    // Half of the texts point at the wrong image of their group: IR@1 50.
+    for (int t = 1; t < NT; t += 2) {
+        int wrong = group[txt_img[t]] * 3 + (int)(txt_img[t] + 1) % 3;
+        t2i[t * NI + wrong] = 3.0f;
+    }
+    retrieval_group_recall(i2t, t2i, txt_img, group, NI, NT, &g);
+    CHECK(NEAR(g.ir1, 50.0) && g.tr1 == 100.0);
+}
+
 static void test_iou(void) {
     const float a[4] = {0, 0, 10, 10};
     const float same[4] = {0, 0, 10, 10}, half[4] = {5, 0, 10, 10}, far[4] = {20, 20, 5, 5};
@@ -138,6 +169,7 @@ static void test_negatives(void) {
 
 int main(void) {
     test_recall();
+    test_group_recall();
     test_iou();
     test_box_score();
     test_negatives();

@@ -1,7 +1,10 @@
 // demo.c: `vlmae demo` — the whole pipeline on the built-in synthetic dataset, on a CPU, in a few
 // minutes: generate the dataset (JSON + JPEG, as users have), pack it into HDF5 shards, pre-train
-// a tiny VLMAE, and evaluate zero-shot image-text retrieval on held-out pairs against the same
-// model before training. Prints a results table and where the logs and checkpoints are.
+// a tiny VLMAE with held-out validation losses, evaluate zero-shot image-text retrieval on
+// held-out pairs against the same model before training, fine-tune for retrieval and evaluate
+// again. Prints the results table (with retrieval among images of the same background, which a
+// model that only sees backgrounds cannot pass), draws the loss curves, and says where the logs
+// and checkpoints are. The stages are the `vlmae` commands it prints: the recipe of README.md.
 #include "cli/demo.h"
 
 #include <getopt.h>
@@ -12,7 +15,10 @@
 #include "cli/finetune.h"
 #include "cli/pack.h"
 #include "cli/pretrain.h"
+#include "cli/plot.h"
 #include "cli/synth.h"
+#include "data/json.h"
+#include "data/shard.h"
 #include "data/datafiles.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
@@ -35,11 +41,14 @@ static int run_cmd(int (*fn)(int, char **), const char *what, int argc, char **a
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vlmae demo [--dir DIR] [--steps N] [--images N] [--k K]\n"
-            "Runs the whole pipeline on the synthetic dataset with a tiny model on the CPU:\n"
-            "vlmae synth -> vlmae pack -> vlmae pretrain (configs/demo.yaml) -> zero-shot\n"
-            "image-text retrieval on held-out pairs (ITC ranking, top-K re-scored by ITM),\n"
+            "Runs the whole pipeline on the synthetic dataset with a tiny model on the CPU, as the\n"
+            "vlmae commands it prints (README.md, \"Training from scratch\"): vlmae synth -> vlmae pack\n"
+            "-> vlmae pretrain (configs/demo.yaml, validation losses on held-out pairs) -> zero-shot\n"
+            "image-text retrieval on held-out pairs (ITC ranking, top-K re-scored by ITM + ITC),\n"
             "compared with the same model before pre-training -> vlmae finetune retrieval\n"
-            "(configs/demo_retrieval.yaml) -> retrieval on the same held-out pairs.\n"
+            "(configs/demo_retrieval.yaml) -> retrieval on the same held-out pairs -> vlmae plot.\n"
+            "The table also ranks each query among the images of the same background only, which\n"
+            "a model that sees nothing but the background cannot pass. Results in DIR/results.md.\n"
             "Default: --dir vlmae-demo, --images 600, the step count of configs/demo.yaml, --k 8.\n");
 }
 
@@ -67,8 +76,55 @@ static void chance_recall(const int64_t *txt_img, int n_img, int n_txt, Recall *
     }
 }
 
-// Retrieval of model m on the packed test shard.
-static int evaluate(Model *m, const char *shard, const Tokenizer *tok, int T, int k, Recall *r) {
+// The background of every image of the test shard, as a group index (0..2), from the synthetic
+// world's ground truth (synth/scenes.json, keyed by the image path the shard keeps). NULL with a
+// message on failure.
+static int *background_groups(const char *scenes_path, const char *shard_path) {
+    char err[1024];
+    JsonDoc *doc = json_parse_file(scenes_path, 0, err, sizeof(err));
+    if (!doc) {
+        fprintf(stderr, "vlmae demo: %s\n", err);
+        return NULL;
+    }
+    Shard *sh = shard_open(shard_path, err, sizeof(err));
+    if (!sh) {
+        fprintf(stderr, "vlmae demo: %s\n", err);
+        json_free(doc);
+        return NULL;
+    }
+    static const char *bgs[3] = {"white", "gray", "black"};
+    int64_t n = shard_num_images(sh);
+    int *g = mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
+    int ok = 1;
+    for (int64_t i = 0; i < n && ok; i++) {
+        const char *key = shard_image_key(sh, i), *bg = NULL;
+        for (size_t j = 0; key && !bg; j++) {
+            const JsonValue *sc = json_at(json_root(doc), j);
+            if (!sc) break;
+            const char *img = json_string(json_get(sc, "image"));
+            if (img && !strcmp(img, key)) bg = json_string(json_get(sc, "background"));
+        }
+        g[i] = -1;
+        for (int b = 0; b < 3 && bg; b++)
+            if (!strcmp(bg, bgs[b])) g[i] = b;
+        if (g[i] < 0) {
+            fprintf(stderr, "vlmae demo: %s: image %lld (%s) has no background in %s\n", shard_path, (long long)i,
+                    key ? key : "?", scenes_path);
+            ok = 0;
+        }
+    }
+    shard_close(sh);
+    json_free(doc);
+    if (!ok) free(g), g = NULL;
+    return g;
+}
+
+static int *bg_group;          // background of each test image (background_groups)
+static GroupRecall bg_chance;  // retrieval within a background: a random ranking
+
+// Retrieval of model m on the packed test shard: r (ITC ranking, top k re-scored by ITM) and,
+// with bg_group, gr (R@1 among the images / captions of the same background, ITC ranking).
+static int evaluate(Model *m, const char *shard, const Tokenizer *tok, int T, int k, Recall *r, GroupRecall *gr) {
     char err[1024];
     const char *shards[1] = {shard};
     LoaderConfig lc;
@@ -85,7 +141,10 @@ static int evaluate(Model *m, const char *shard, const Tokenizer *tok, int T, in
     retrieval_encode(m, L, &one, k > 0, &rs);
     float *i2t = mallocCheck((size_t)rs.n_img * rs.n_txt * sizeof(float));
     float *t2i = mallocCheck((size_t)rs.n_img * rs.n_txt * sizeof(float));
-    retrieval_scores(m, &rs, k, i2t, t2i);
+    retrieval_scores(m, &rs, 0, i2t, t2i);
+    retrieval_group_recall(i2t, t2i, rs.txt_img, bg_group, rs.n_img, rs.n_txt, gr);
+    bg_chance = *gr;
+    if (k > 0) retrieval_scores(m, &rs, k, i2t, t2i);
     retrieval_recall(i2t, t2i, rs.txt_img, rs.n_img, rs.n_txt, r);
     chance_recall(rs.txt_img, rs.n_img, rs.n_txt, &chance);
     printf("  (%d test images, %d captions)\n", rs.n_img, rs.n_txt);
@@ -93,6 +152,10 @@ static int evaluate(Model *m, const char *shard, const Tokenizer *tok, int T, in
     retrieval_set_free(&rs);
     loader_close(L);
     return 0;
+}
+
+static void print_bg_row(FILE *f, const char *name, double tr1, double ir1) {
+    fprintf(f, "| %-26s | %5.1f | %5.1f | %5.1f |\n", name, tr1, ir1, (tr1 + ir1) / 2);
 }
 
 static void print_row(FILE *f, const char *name, const Recall *r) {
@@ -121,7 +184,8 @@ int demo_main(int argc, char **argv) {
     if (images < 50) die("demo: --images must be >= 50");
     if (strlen(dir) > 900) die("demo: --dir is too long");
     char syn[1024], shards[1024], test_prefix[1024], test_shard[1100], run_dir[1100], ann1[1100], ann2[1100],
-        ann3[1100], ann4[1100], train_prefix[1100], ft_dir[1100], imgs_arg[32], steps_arg[64], data_arg[1200];
+        ann3[1100], ann4[1100], ann5[1100], train_prefix[1100], val_prefix[1100], ft_dir[1100], scenes[1100],
+        imgs_arg[32], steps_arg[64], data_arg[1200], val_arg[1200];
     snprintf(syn, sizeof(syn), "%s/synth", dir);
     snprintf(shards, sizeof(shards), "%s/shards/synth", dir);
     snprintf(test_prefix, sizeof(test_prefix), "%s/shards/retrieval_test", dir);
@@ -131,11 +195,15 @@ int demo_main(int argc, char **argv) {
     snprintf(ann2, sizeof(ann2), "%s/vg.json", syn);
     snprintf(ann3, sizeof(ann3), "%s/retrieval_test.json", syn);
     snprintf(ann4, sizeof(ann4), "%s/retrieval_train.json", syn);
+    snprintf(ann5, sizeof(ann5), "%s/pretrain_heldout.json", syn);
+    snprintf(scenes, sizeof(scenes), "%s/scenes.json", syn);
+    snprintf(val_prefix, sizeof(val_prefix), "%s/shards/heldout", dir);
     snprintf(train_prefix, sizeof(train_prefix), "%s/shards/retrieval_train", dir);
     snprintf(ft_dir, sizeof(ft_dir), "%s/finetune_retrieval", dir);
     setenv("DATA", dir, 1);  // the fine-tuning config finds its shards under ${DATA}/shards
     snprintf(imgs_arg, sizeof(imgs_arg), "%d", images);
     snprintf(data_arg, sizeof(data_arg), "data.datasets=[{name: synth, shards: [\"%s-*.h5\"]}]", shards);
+    snprintf(val_arg, sizeof(val_arg), "data.val=[\"%s-*.h5\"]", val_prefix);
     const char *config = data_file_path("configs/demo.yaml");
 
     // MPI (when built with it) is initialised once here: the pretrain and finetune stages then
@@ -152,8 +220,10 @@ int demo_main(int argc, char **argv) {
     if (run_cmd(pack_main, "pack (retrieval test)", 8, pack2_argv)) return 1;
     char *pack3_argv[] = {"pack", "albef", "--ann", ann4, "--images", syn, "--out", train_prefix, NULL};
     if (run_cmd(pack_main, "pack (retrieval train)", 8, pack3_argv)) return 1;
-    char *pre_argv[16] = {"pretrain", "-c", (char *)config, "--run-dir", run_dir, "--set", data_arg};
-    int pn = 7;
+    char *pack4_argv[] = {"pack", "albef", "--ann", ann5, "--images", syn, "--out", val_prefix, NULL};
+    if (run_cmd(pack_main, "pack (held-out pre-training pairs)", 8, pack4_argv)) return 1;
+    char *pre_argv[16] = {"pretrain", "-c", (char *)config, "--run-dir", run_dir, "--set", data_arg, "--set", val_arg};
+    int pn = 9;
     if (steps > 0) {
         snprintf(steps_arg, sizeof(steps_arg), "train.max_steps=%ld", steps);
         pre_argv[pn++] = "--set", pre_argv[pn++] = steps_arg;
@@ -172,14 +242,18 @@ int demo_main(int argc, char **argv) {
     Model m;
     model_create(&m, &rc.model);
     model_init_weights(&m, rc.train.seed);
+    bg_group = background_groups(scenes, test_shard);
+    if (!bg_group) return 1;
     printf("\nzero-shot retrieval, before pre-training:\n");
     Recall before, after;
-    if (evaluate(&m, test_shard, tok, rc.data.text_max_len, k, &before)) return 1;
+    GroupRecall bg_before, bg_after, bg_tuned;
+    if (evaluate(&m, test_shard, tok, rc.data.text_max_len, k, &before, &bg_before)) return 1;
     char ckpt[4096];
     if (checkpoint_find_latest(run_dir, ckpt, sizeof(ckpt)) != 0) die("demo: no checkpoint in %s", run_dir);
     if (checkpoint_load(ckpt, &m, NULL, NULL, err, sizeof(err)) != 0) die("%s", err);
     printf("zero-shot retrieval, after pre-training (%s):\n", ckpt);
-    if (evaluate(&m, test_shard, tok, rc.data.text_max_len, k, &after)) return 1;
+    if (evaluate(&m, test_shard, tok, rc.data.text_max_len, k, &after, &bg_after)) return 1;
+    printf("  (the same ranking from the command line: vlmae eval -c configs/demo_retrieval.yaml --ckpt %s)\n", ckpt);
 
     // Retrieval fine-tuning from the pre-trained checkpoint, evaluated on the same pairs.
     const char *ft_config = data_file_path("configs/demo_retrieval.yaml");
@@ -190,7 +264,9 @@ int demo_main(int argc, char **argv) {
     if (checkpoint_find_latest(ft_dir, ft_ckpt, sizeof(ft_ckpt)) != 0) die("demo: no checkpoint in %s", ft_dir);
     if (checkpoint_load(ft_ckpt, &m, NULL, NULL, err, sizeof(err)) != 0) die("%s", err);
     printf("retrieval after fine-tuning (%s):\n", ft_ckpt);
-    if (evaluate(&m, test_shard, tok, rc.data.text_max_len, k, &tuned)) return 1;
+    if (evaluate(&m, test_shard, tok, rc.data.text_max_len, k, &tuned, &bg_tuned)) return 1;
+    char *plot_argv[] = {"plot", run_dir, NULL};
+    if (run_cmd(plot_main, "plot", 2, plot_argv)) return 1;
 
     char results[4096];
     snprintf(results, sizeof(results), "%s/results.md", dir);
@@ -205,14 +281,27 @@ int demo_main(int argc, char **argv) {
         print_row(f, "random init (same seed)", &before);
         print_row(f, "pre-trained, zero-shot", &after);
         print_row(f, "fine-tuned for retrieval", &tuned);
+        fprintf(f, "\nThe same pairs, each query ranked only against images / captions of the same background\n"
+                   "(ITC ranking, R@1): a model that only sees the background colour is at chance here.\n\n");
+        fprintf(f, "| %-26s | TR@1  | IR@1  | mean  |\n", "model");
+        fprintf(f, "|----------------------------|-------|-------|-------|\n");
+        print_bg_row(f, "chance (random ranking)", bg_chance.chance_tr1, bg_chance.chance_ir1);
+        print_bg_row(f, "random init (same seed)", bg_before.tr1, bg_before.ir1);
+        print_bg_row(f, "pre-trained, zero-shot", bg_after.tr1, bg_after.ir1);
+        print_bg_row(f, "fine-tuned for retrieval", bg_tuned.tr1, bg_tuned.ir1);
+        double bg_ch = (bg_chance.chance_tr1 + bg_chance.chance_ir1) / 2;
+        fprintf(f, "\nmean recall / chance: zero-shot %.1fx, fine-tuned %.1fx; same background: zero-shot %.1fx, "
+                   "fine-tuned %.1fx\n", after.mean / chance.mean, tuned.mean / chance.mean,
+                (bg_after.tr1 + bg_after.ir1) / 2 / bg_ch, (bg_tuned.tr1 + bg_tuned.ir1) / 2 / bg_ch);
     }
     fclose(rf);
-    printf("\nA tiny model trained from scratch learns only with the settings of configs/demo.yaml\n"
-           "(init_std 0.1, no dropout, batch 64, lr 3e-3, no RandAugment/blur/small crops); with\n"
-           "ALBEF's (init 0.02, dropout 0.1, batch 8, 256-px augmentations) it stays at chance. Real\n"
-           "runs start from BERT and DeiT weights (init.bert, init.vit).\n");
-    printf("\nrun directory: %s (config.yaml, log.jsonl, checkpoints); results: %s\n", run_dir, results);
-    printf("plot the loss curves: vlmae plot %s\n", run_dir);
+    printf("\nThe tiny model learns from scratch with the recipe of configs/demo.yaml (init_std 0.1, no\n"
+           "dropout, batch 64, lr 3e-3, no RandAugment / blur / small crops at 32 px); with ALBEF's\n"
+           "settings (init 0.02, dropout 0.1, batch 8, 256-px augmentations) it stays at chance\n"
+           "(README.md, \"Training from scratch\"). Real runs start from BERT and DeiT weights.\n");
+    printf("\nrun directory: %s (config.yaml, log.jsonl with validation lines, loss.png, checkpoints)\n"
+           "results: %s\n", run_dir, results);
+    free(bg_group);
     model_free(&m);
     tokenizer_free(tok);
     config_free(&rc);

@@ -313,7 +313,7 @@ int synth_generate(const SynthOptions *o) {
 
         // Pre-training captions (3 per image) and regions (one per object).
         rng_seed_stream(&r, o->seed, S_CAPTION, (uint64_t)idx);
-        int nc = focal ? synth_captions_about(caps, 3, &r, about, S) : synth_captions(caps, 3, &r, sc, S);
+        int nc = focal ? synth_captions_about(caps, 3, &r, about, S, 1) : synth_captions(caps, 3, &r, sc, S);
         int fp = sp == SPLIT_TRAIN ? F_PRETRAIN : sp == SPLIT_TEST ? F_PRETRAIN_HELD : -1;
         for (int c = 0; c < nc && fp >= 0; c++) {
             w = jl_next(&f[fp]);
@@ -340,7 +340,7 @@ int synth_generate(const SynthOptions *o) {
 
         // Retrieval: 5 captions per image (COCO style).
         rng_seed_stream(&r, o->seed, S_RETRIEVAL, (uint64_t)idx);
-        nc = focal ? synth_captions_about(caps, 5, &r, about, S) : synth_captions(caps, 5, &r, sc, S);
+        nc = focal ? synth_captions_about(caps, 5, &r, about, S, 1) : synth_captions(caps, 5, &r, sc, S);
         if (sp == SPLIT_TRAIN) {
             for (int c = 0; c < nc; c++) {
                 w = jl_next(&f[F_RET_TRAIN]);
@@ -363,11 +363,11 @@ int synth_generate(const SynthOptions *o) {
         }
 
         // Focal-bias probe: a test image with large and small objects, 5 captions naming only its
-        // small objects (retrieval_test.json's format).
+        // small objects and not the background (retrieval_test.json's format).
         if (o->focal_probe && sp == SPLIT_TEST && scene_mixed(sc)) {
             scene_part(sc, SMALL, &part);
             rng_seed_stream(&r, o->seed, S_PROBE, (uint64_t)idx);
-            nc = synth_captions_about(caps, 5, &r, &part, S);
+            nc = synth_captions_about(caps, 5, &r, &part, S, 0);
             w = jl_next(&probe);
             fputs("{\"image\": ", w);
             jstr(w, name);

@@ -55,8 +55,9 @@ int synth_captions(Str *out, int k, Rng *r, const Scene *sc, int S);
 // k distinct captions that name only objects of `part` (a Scene holding some of an image's objects,
 // same background and places): the kinds that stay true of the whole image when they name a subset
 // of its objects (one object, two objects, a list of objects, a relation), never counts or
-// inventories. The focal-bias probe's captions (SynthOptions.focal_probe).
-int synth_captions_about(Str *out, int k, Rng *r, const Scene *part, int S);
+// inventories; with_background 0: no list either (the one kind of these that may name the
+// background). The focal-bias probe's captions (SynthOptions.focal_probe).
+int synth_captions_about(Str *out, int k, Rng *r, const Scene *part, int S, int with_background);
 
 // VQA: up to 3 questions of distinct types that apply to the scene. Returns the count.
 typedef struct {

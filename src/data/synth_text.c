@@ -174,10 +174,12 @@ int synth_captions(Str *out, int k, Rng *r, const Scene *sc, int S) {
 }
 
 // Captions naming objects of `part` only: no count or inventory (they would count the objects the
-// part leaves out); one object: single and list captions (a pair needs two).
-int synth_captions_about(Str *out, int k, Rng *r, const Scene *part, int S) {
-    static const int w2[CAP_KINDS] = {3, 3, 1, 0, 0, 2}, w1[CAP_KINDS] = {3, 0, 1, 0, 0, 0};
-    return captions_weighted(out, k, r, part, S, part->n >= 2 ? w2 : w1);
+// part leaves out); one object: single and list captions (a pair needs two); lists (which may
+// name the background) only with_background.
+int synth_captions_about(Str *out, int k, Rng *r, const Scene *part, int S, int with_background) {
+    static const int w[2][2][CAP_KINDS] = {{{3, 0, 0, 0, 0, 0}, {3, 3, 0, 0, 0, 2}},
+                                           {{3, 0, 1, 0, 0, 0}, {3, 3, 1, 0, 0, 2}}};
+    return captions_weighted(out, k, r, part, S, w[with_background != 0][part->n >= 2]);
 }
 
 // ------------------------------------------------------------------------------------------

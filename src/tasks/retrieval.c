@@ -359,3 +359,49 @@ void retrieval_recall(const float *i2t, const float *t2i, const int64_t *txt_img
         out->mean += (out->tr[k] + out->ir[k]) / 6.0;
     }
 }
+
+void retrieval_group_recall(const float *i2t, const float *t2i, const int64_t *txt_img, const int *img_group,
+                            int n_img, int n_txt, GroupRecall *out) {
+    memset(out, 0, sizeof(*out));
+    double ir = 0, ir_chance = 0;
+    for (int t = 0; t < n_txt; t++) {  // text -> images of its group
+        const float *row = t2i + (size_t)t * n_img;
+        int g = (int)txt_img[t], above = 0, ties = 0, cand = 0;
+        for (int i = 0; i < n_img; i++) {
+            if (img_group[i] != img_group[g]) continue;
+            cand++;
+            if (i == g) continue;
+            above += row[i] > row[g], ties += row[i] == row[g];
+        }
+        ir += above ? 0.0 : 1.0 / (1 + ties);
+        ir_chance += 1.0 / cand;
+    }
+    double tr = 0, tr_chance = 0;
+    int n_q = 0;
+    for (int i = 0; i < n_img; i++) {  // image -> texts of images of its group
+        const float *row = i2t + (size_t)i * n_txt;
+        float best = -INFINITY;
+        int own = 0, cand = 0;
+        for (int t = 0; t < n_txt; t++) {
+            if (img_group[txt_img[t]] != img_group[i]) continue;
+            cand++;
+            if (txt_img[t] == i) own++, best = fmaxf(best, row[t]);
+        }
+        if (!own) continue;
+        // hit: the top-scoring candidate is one of the image's own texts (ties at random)
+        int above = 0, ties_own = 0, ties_other = 0;
+        for (int t = 0; t < n_txt; t++) {
+            if (img_group[txt_img[t]] != img_group[i]) continue;
+            if (row[t] > best) above++;
+            else if (row[t] == best && txt_img[t] == i) ties_own++;
+            else if (row[t] == best) ties_other++;
+        }
+        tr += above ? 0.0 : (double)ties_own / (ties_own + ties_other);
+        tr_chance += (double)own / cand;
+        n_q++;
+    }
+    out->ir1 = n_txt ? 100.0 * ir / n_txt : 0.0;
+    out->chance_ir1 = n_txt ? 100.0 * ir_chance / n_txt : 0.0;
+    out->tr1 = n_q ? 100.0 * tr / n_q : 0.0;
+    out->chance_tr1 = n_q ? 100.0 * tr_chance / n_q : 0.0;
+}

@@ -50,4 +50,16 @@ void retrieval_scores_dist(Model *m, const RetrievalSet *rs, int k, float *i2t, 
 void retrieval_recall(const float *i2t, const float *t2i, const int64_t *txt_img, int n_img, int n_txt,
                       Recall *out);
 
+// Retrieval within groups of images (e.g. the synthetic world's backgrounds): each query ranks
+// only the candidates of its own group, so a scorer that knows nothing but the group is at
+// chance. IR: a text against the images of its image's group; TR: an image against the texts
+// whose images share its group. R@1 with ties broken at random (a hit counts 1/(1+ties) when no
+// candidate scores higher), and the chance level of each.
+typedef struct {
+    double tr1, ir1;                // percent
+    double chance_tr1, chance_ir1;  // percent: a random ranking within the group
+} GroupRecall;
+void retrieval_group_recall(const float *i2t, const float *t2i, const int64_t *txt_img, const int *img_group,
+                            int n_img, int n_txt, GroupRecall *out);
+
 #endif
