@@ -274,7 +274,7 @@ int demo_main(int argc, char **argv) {
     FILE *outs[2] = {stdout, rf};
     for (int o = 0; o < 2; o++) {
         FILE *f = outs[o];
-        fprintf(f, "\nImage-text retrieval on held-out synthetic pairs (ITC ranking, top-%d re-scored by ITM)\n\n", k);
+        fprintf(f, "\nImage-text retrieval on held-out synthetic pairs (ITC ranking, top-%d re-scored by ITM + ITC)\n\n", k);
         fprintf(f, "| %-26s | TR@1  | TR@5  | TR@10 | IR@1  | IR@5  | IR@10 | mean  |\n", "model");
         fprintf(f, "|----------------------------|-------|-------|-------|-------|-------|-------|-------|\n");
         print_row(f, "chance (random ranking)", &chance);
