@@ -328,7 +328,11 @@ def main():
       % setup.get('attn_images', '?'))
     w('- Verdicts: Welch\'s t-test over the seeds, two-sided p < %.2f in the claimed direction = holds, in the '
       'other = does not hold, otherwise cannot be told apart at this size (always with one seed). "Not above '
-      'chance": mean - 2 sd/sqrt(n) <= the chance level of a random ranking.' % ALPHA)
+      'chance": mean - 2 sd/sqrt(n) <= the chance level of a random ranking. %d t-tests are made below, '
+      'so about one in twenty may cross p < %.2f by chance alone: a lone verdict near the threshold is weak evidence.'
+      % (ALPHA, sum(t.count('p = ') for _, _, t in cl), ALPHA))
+    if setup.get('note'):
+        w('- Budget: ' + setup['note'])
     if setup.get('quick'):
         w('- **--quick run: a plumbing check, not a measurement.**')
     w('')

@@ -39,6 +39,7 @@
 #   --work DIR       data and run directories (default ${TMPDIR:-/tmp}/vlmae-fidelity; kept, so
 #                    that --resume and a look at any run's logs stay possible)
 #   --resume         keep DIR/runs.jsonl and skip the (configuration, seed) pairs it holds
+#   --note TEXT      a sentence for report.md's setup (where the recipe and the budget came from)
 #   --no-report      do not run report.py
 #   --out DIR        runs.jsonl, report.md, charts (default bench/fidelity)
 # Environment: VLMAE (default ./vlmae of the build directory, else the source tree), PYTHON
@@ -48,7 +49,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=$here
 quick=0 seeds= steps= ft_steps= vqa_steps= images= attn_n=50 config=$top/configs/demo.yaml
-only=albef,tcl,nomim,mim_random,rmim,vlmae work= resume=0 report=1
+only=albef,tcl,nomim,mim_random,rmim,vlmae work= resume=0 report=1 note=
 recipe=()
 args="$*"
 while [ $# -gt 0 ]; do
@@ -66,6 +67,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift ;;
     --resume) resume=1 ;;
     --no-report) report=0 ;;
+    --note) note=$2; shift ;;
     --out) out=$2; shift ;;
     -h|--help) sed -n '2,/^set /{/^set /!p}' "$0"; exit 0 ;;
     *) echo "bench/fidelity/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -124,13 +126,13 @@ for c in ${only//,/ }; do switches "$c" >/dev/null; done
 } > "$out/machine.txt"
 # The setup, for the report.
 "$PY" - "$out/setup.json" "$config" "$seeds" "${steps:-config}" "$ft_steps" "${vqa_steps:-1 epoch}" "$images" \
-    "$attn_n" "$quick" "$only" "${recipe[@]}" <<'PYEOF'
+    "$attn_n" "$quick" "$only" "$note" "${recipe[@]}" <<'PYEOF'
 import json, sys
 a = sys.argv
-sets = [a[i + 1] for i in range(11, len(a) - 1, 2) if a[i] == '--set']
+sets = [a[i + 1] for i in range(12, len(a) - 1, 2) if a[i] == '--set']
 json.dump({'config': a[2], 'seeds': int(a[3]), 'steps': a[4], 'ft_steps': int(a[5]), 'vqa_steps': a[6],
            'images': int(a[7]), 'attn_images': int(a[8]), 'quick': a[9] == '1', 'configurations': a[10].split(','),
-           'recipe_sets': sets}, open(a[1], 'w'), indent=1)
+           'recipe_sets': sets, 'note': a[11]}, open(a[1], 'w'), indent=1)
 PYEOF
 
 # pack FORMAT DATA NAME ANN...: annotation files (under DATA/synth) into DATA/shards/NAME.
