@@ -8,8 +8,10 @@
 // Ending the job: MPI runs MPI_THREAD_FUNNELED, and MPI_Abort from this thread is outside that
 // contract; but it is the one call meant to end everything from any state, and Open MPI 4.1 does
 // so with the main thread blocked in a collective (tests/test_watchdog.sh). Should a runtime
-// hang in it instead, a SIGALRM backstop _exits this process BACKSTOP_S seconds later (its
-// launcher then ends the others, as after any rank that dies).
+// hang in it or be slow to act (under load Open MPI took over 20 s to kill a rank, which meanwhile
+// went on and finished the checkpoint it had been stuck in), a SIGALRM backstop _exits this
+// process BACKSTOP_S seconds later (its launcher then ends the others, as after any rank that
+// dies). A rank declared hung must not go on working.
 #include "train/watchdog.h"
 
 #include <errno.h>
@@ -25,7 +27,7 @@
 #include "engine/common.h"
 
 // After the abort is asked for, the process ends within this many seconds whatever MPI does.
-#define BACKSTOP_S 30
+#define BACKSTOP_S 3
 
 struct Watchdog {
     double timeout_s, tick_s;
@@ -69,6 +71,11 @@ static void end_job(Watchdog *w, const char *report) {
         if (k <= 0 && errno != EINTR) break;
         if (k > 0) off += (size_t)k;
     }
+    // The job is ending: the Slurm stop signals (SIGTERM, SIGUSR1: checkpoint and requeue) no
+    // longer apply, and Open MPI's abort sends SIGTERM first, which would wake a sleeping main
+    // thread and let the rank declared hung finish what it was stuck in. Ignore them.
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     // Should MPI_Abort itself hang (a runtime that cannot reach its daemon), end this process.
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
